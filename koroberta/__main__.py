@@ -1,0 +1,5 @@
+import sys
+
+from koroberta.cli import main
+
+sys.exit(main())

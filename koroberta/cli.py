@@ -1,0 +1,64 @@
+"""The ``koroberta`` command: one subcommand per stage, plus ``run`` that chains them.
+
+Each stage package has a ``cli.py`` with ``register(subparsers)``; this module only wires them together and turns
+:class:`~koroberta.errors.KorobertaError` into a one-line ``error: ...`` and a non-zero exit. Heavy imports (torch,
+fairseq, transformers) happen inside the command functions so ``koroberta --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from koroberta import __version__
+from koroberta.errors import KorobertaError
+
+STAGE_MODULES = [
+    "koroberta.corpus.cli",
+    "koroberta.spm.cli",
+    "koroberta.preprocess.cli",
+    "koroberta.train.cli",
+    "koroberta.convert.cli",
+    "koroberta.finetune.cli",
+    "koroberta.pipeline",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="koroberta",
+        description="Pretrain a Korean RoBERTa with fairseq and export it to Hugging Face. "
+                    "Stages: corpus -> spm -> preprocess -> train -> convert -> finetune; `run` chains them.",
+    )
+    parser.add_argument("--version", action="version", version=f"koroberta {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in STAGE_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", datefmt="%H:%M:%S")
+    try:
+        rc = args.func(args)
+    except KorobertaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `koroberta ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

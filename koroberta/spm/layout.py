@@ -1,0 +1,165 @@
+"""The id layout that makes SentencePiece, fairseq and Hugging Face agree — by construction.
+
+KoRoBERTa's recipe built ``dict.txt`` by counting *spm-id strings* in the encoded corpus and sorting them by
+frequency, so fairseq row ``k`` corresponds to no tokenizer id at all. We use the XLM-R layout instead::
+
+    spm id:        0=<unk> 1=<s> 2=</s> 3 ........... V-1
+    fairseq id:    0=<s> 1=<pad> 2=</s> 3=<unk> 4 ... V | fillers ... | <mask>
+                                                  = spm id + OFFSET (OFFSET = 1) for every ordinary piece
+
+* SentencePiece is trained with ``unk_id=0, bos_id=1, eos_id=2, pad_id=-1`` and no user-defined symbols, so every
+  ordinary piece has an id >= 3.
+* ``dict.txt`` lists the spm pieces of ids 3..V-1 **in spm order** (never re-sorted), each with a strictly
+  decreasing pseudo-count ``V - spm_id`` so that even a ``Dictionary.finalize()`` sort keeps the order. fairseq
+  prepends its four specials, so the piece of spm id ``i`` gets fairseq id ``i + 1``.
+* The fairseq ``masked_lm`` task appends ``<mask>`` when it loads the dict. To make the final embedding matrix
+  (``<mask>`` included) a multiple of ``pad_to`` (8 by default: tensor cores), ``dict.txt`` ends with filler
+  symbols ``madeupword0000, madeupword0001, ...`` (fairseq's own name for them) with count 0. SentencePiece
+  never emits them (they are not spm pieces), so they are dead rows; the HF tokenizer carries them with a score
+  that the Viterbi search never picks.
+* The HF tokenizer's vocabulary is exactly :func:`fairseq_symbols`: same strings, same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from koroberta.errors import InputError
+
+FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+BOS, PAD, EOS, UNK = 0, 1, 2, 3
+MASK = "<mask>"
+OFFSET = 1  # fairseq id = spm id + OFFSET for every ordinary piece
+SPM_SPECIALS = {"unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": -1}
+FIRST_PIECE = 3  # first ordinary spm id
+FILLER = "madeupword{:04d}"
+_WS = re.compile(r"\s")  # what fairseq's tokenize_line splits on
+
+
+def filler(i: int) -> str:
+    return FILLER.format(i)
+
+
+def n_fillers(spm_vocab_size: int, pad_to: int) -> int:
+    """Fillers needed so that 4 specials + (V-3) pieces + fillers + <mask> is a multiple of ``pad_to``."""
+    if pad_to < 1:
+        raise ValueError("pad_to must be >= 1")
+    total = len(FAIRSEQ_SPECIALS) + (spm_vocab_size - FIRST_PIECE) + 1
+    return (-total) % pad_to
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """The full fairseq/HF symbol list derived from an spm model."""
+
+    pieces: tuple[str, ...]  # spm pieces, index = spm id (0..V-1)
+    scores: tuple[float, ...]  # spm log-probs, index = spm id
+    pad_to: int
+
+    @property
+    def fillers(self) -> list[str]:
+        return [filler(i) for i in range(n_fillers(len(self.pieces), self.pad_to))]
+
+    def dict_symbols(self) -> list[str]:
+        """What ``dict.txt`` lists (without fairseq's 4 specials and without ``<mask>``)."""
+        return list(self.pieces[FIRST_PIECE:]) + self.fillers
+
+    def fairseq_symbols(self) -> list[str]:
+        """Every symbol by fairseq (= HF) id, ``<mask>`` last."""
+        return list(FAIRSEQ_SPECIALS) + self.dict_symbols() + [MASK]
+
+    @property
+    def mask_id(self) -> int:
+        return len(self.fairseq_symbols()) - 1
+
+    def dict_text(self) -> str:
+        v = len(self.pieces)
+        lines = [f"{p} {v - i}" for i, p in enumerate(self.pieces[FIRST_PIECE:], start=FIRST_PIECE)]
+        lines += [f"{f} 0" for f in self.fillers]
+        return "\n".join(lines) + "\n"
+
+
+def check_pieces(pieces: list[str] | tuple[str, ...], where: object) -> None:
+    """Refuse spm models that would silently shift fairseq ids.
+
+    fairseq's ``Dictionary.add_symbol`` returns the *existing* index for a duplicate symbol, so an ordinary piece
+    spelled like a fairseq special (``<pad>``, ``<mask>``, a filler) would collapse two rows and shift every id
+    after it. A piece containing whitespace would be split in two by ``tokenize_line``.
+    """
+    if len(pieces) <= FIRST_PIECE or tuple(pieces[:3]) != ("<unk>", "<s>", "</s>"):
+        raise InputError(f"spm model has specials {list(pieces[:3])}, expected ['<unk>', '<s>', '</s>'] at ids 0-2",
+                         path=where, fix="train it with `koroberta spm train` (unk_id=0 bos_id=1 eos_id=2 pad_id=-1), "
+                                         "or import a KoRoBERTa-style model with `koroberta spm import-legacy`")
+    reserved = set(FAIRSEQ_SPECIALS) | {MASK}
+    for i, p in enumerate(pieces[FIRST_PIECE:], start=FIRST_PIECE):
+        if p in reserved or p.startswith("madeupword"):
+            raise InputError(f"spm piece {i} is {p!r}, a reserved fairseq symbol", path=where,
+                             fix="retrain SentencePiece on text without that literal token")
+        if not p or _WS.search(p):
+            raise InputError(f"spm piece {i} {p!r} is empty or contains whitespace", path=where,
+                             fix="clean the training text (koroberta corpus normalises whitespace) and retrain")
+    if len(set(pieces)) != len(pieces):
+        raise InputError("spm model has duplicate pieces", path=where, fix="retrain SentencePiece")
+
+
+def load_vocab(spm_model: str | Path, pad_to: int = 8) -> Vocab:
+    import sentencepiece as spm
+
+    p = Path(spm_model)
+    if not p.is_file():
+        raise InputError("SentencePiece model not found", path=p, fix="run `koroberta spm train` first")
+    try:
+        sp = spm.SentencePieceProcessor(model_file=str(p))
+    except (RuntimeError, OSError) as e:
+        raise InputError(f"not a SentencePiece model ({e})", path=p, fix="pass the spm.model written by "
+                                                                       "`koroberta spm train`") from None
+    pieces = tuple(sp.id_to_piece(i) for i in range(sp.get_piece_size()))
+    check_pieces(pieces, p)
+    return Vocab(pieces=pieces, scores=tuple(sp.get_score(i) for i in range(len(pieces))), pad_to=pad_to)
+
+
+def read_dict_symbols(dict_path: str | Path) -> list[str]:
+    p = Path(dict_path)
+    if not p.is_file():
+        raise InputError("fairseq dict.txt not found", path=p, fix="it is written by `koroberta spm train`")
+    out = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.rstrip("\n").rsplit(" ", 1)
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            # fairseq also accepts a trailing '#fairseq:overwrite' flag; we never write it
+            raise InputError(f"line {n} is not '<symbol> <count>': {line[:60]!r}", path=p,
+                             fix="regenerate it with `koroberta spm train`")
+        out.append(parts[0])
+    return out
+
+
+def dict_sha256(dict_path: str | Path) -> str:
+    return hashlib.sha256(Path(dict_path).read_bytes()).hexdigest()
+
+
+def check_dict_matches(dict_path: str | Path, spm_model: str | Path, pad_to: int | None = None) -> Vocab:
+    """Raise :class:`InputError` unless ``dict.txt`` is exactly the layout derived from ``spm_model``.
+
+    ``pad_to`` None infers it from the number of fillers (any value that explains them is accepted).
+    """
+    symbols = read_dict_symbols(dict_path)
+    vocab = load_vocab(spm_model, pad_to=pad_to or 1)
+    pieces = list(vocab.pieces[FIRST_PIECE:])
+    if symbols[: len(pieces)] != pieces:
+        first = next((i for i, (a, b) in enumerate(zip(symbols, pieces)) if a != b), min(len(symbols), len(pieces)))
+        raise InputError(f"dict.txt does not belong to {spm_model}: first difference at dict line {first + 1} "
+                         f"({symbols[first] if first < len(symbols) else 'EOF'!r} vs spm piece "
+                         f"{pieces[first] if first < len(pieces) else 'EOF'!r})", path=dict_path,
+                         fix="use the dict.txt written next to that spm.model by `koroberta spm train`")
+    extra = symbols[len(pieces):]
+    if extra != [filler(i) for i in range(len(extra))]:
+        raise InputError("dict.txt has symbols after the spm pieces that are not madeupword fillers", path=dict_path,
+                         fix="use the dict.txt written by `koroberta spm train`")
+    if pad_to is None:
+        total = len(FAIRSEQ_SPECIALS) + len(symbols) + 1
+        pad_to = max((k for k in (128, 64, 8, 1) if total % k == 0 and n_fillers(len(vocab.pieces), k) == len(extra)),
+                     default=1)
+    return Vocab(pieces=vocab.pieces, scores=vocab.scores, pad_to=pad_to)
