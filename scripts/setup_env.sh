@@ -34,12 +34,20 @@ echo "$TORCH_SPEC" > "$torch_pin"
 pip install -q -U "pip>=24" "setuptools>=68,<82" wheel 2>&1 | grep -v "^WARNING: Location" >&2 || true
 # 1. torch + build deps of fairseq
 pip install -q "$TORCH_SPEC" -c requirements/constraints.txt numpy cython ninja 2>&1 | grep -v "^WARNING: Location" >&2 || true
-# 2. fairseq (upstream main + dataclass fix for Python 3.11), built against the torch above
-pip install -q --no-build-isolation -c "$torch_pin" -c requirements/constraints.txt \
-    fairseq-fixed==0.12.3.1 hydra-core==1.3.2 omegaconf==2.3.0 2>&1 | grep -v "^WARNING: Location" >&2 || true
+# 2. fairseq (upstream main + dataclass fix for Python 3.11), built against the torch above.
+#    --no-deps + its dependency list minus torchaudio: pip would otherwise pull a torchaudio built for another torch,
+#    whose C extension fails to load and takes `import transformers` down with it. fairseq only needs torchaudio for
+#    speech tasks, which we never import.
+pip install -q --no-build-isolation --no-deps fairseq-fixed==0.12.3.1 2>&1 | grep -v "^WARNING: Location" >&2 || true
+pip install -q -c "$torch_pin" -c requirements/constraints.txt hydra-core==1.3.2 omegaconf==2.3.0 \
+    cffi regex sacrebleu bitarray scikit-learn packaging tqdm 2>&1 | grep -v "^WARNING: Location" >&2 || true
+if "$VENV/bin/python" -c "import importlib.util as u; exit(0 if u.find_spec('torchaudio') else 1)" \
+   && ! "$VENV/bin/python" -c "import torchaudio" 2>/dev/null; then
+    pip uninstall -q -y torchaudio >&2   # a venv from an older setup: drop the broken build
+fi
 # 3. the project and its pure-Python deps, torch held at the pin
 pip install -q -c "$torch_pin" -c requirements/constraints.txt -e ".[$EXTRAS]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
-"$VENV/bin/python" -c "import koroberta, fairseq, sentencepiece, kss, transformers" \
+"$VENV/bin/python" -c "import koroberta, fairseq, sentencepiece, kss, transformers; from transformers import pipeline, RobertaForMaskedLM" \
     || { echo "error: environment check failed in $VENV — delete $VENV and rerun scripts/setup_env.sh" >&2; exit 1; }
 echo "$want" > "$stamp"
 echo "[setup] done: $("$VENV/bin/python" -c 'import torch, fairseq, transformers; print("torch", torch.__version__, "fairseq", fairseq.__version__, "transformers", transformers.__version__)')" >&2

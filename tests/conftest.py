@@ -7,6 +7,7 @@ can compare their output against an independent reference. Built once per test s
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import subprocess
@@ -106,3 +107,31 @@ def tiny_checkpoint(tmp_path_factory, tiny_databin) -> Path:
     if r.returncode != 0:
         raise RuntimeError(f"fairseq-train failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return save / "checkpoint_last.pt"
+
+
+# -- real kowiki lines for the spm / preprocess tests ----------------------------------------------------------------
+def kowiki_lines() -> list[str]:
+    """3,000 real kowiki paragraph lines (blank line between documents): tests/fixtures/spm-kowiki-lines.txt.xz."""
+    with lzma.open(FIXTURES / "spm-kowiki-lines.txt.xz", "rt", encoding="utf-8") as f:
+        return f.read().split("\n")[:-1]
+
+
+@pytest.fixture(scope="session")
+def kowiki_line_list() -> list[str]:
+    return kowiki_lines()
+
+
+@pytest.fixture(scope="session")
+def kowiki_train_text(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("spm_text") / "train.txt"
+    p.write_text("\n".join(kowiki_lines()[:2400]) + "\n", encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="session")
+def kowiki_vocab(tmp_path_factory, kowiki_train_text) -> Path:
+    """A koroberta vocab (spm unigram 3,000, 1 thread) trained on the first 2,400 lines."""
+    from koroberta.spm import SpmConfig, train_vocab
+
+    return train_vocab(SpmConfig(vocab_size=3000, threads=1), kowiki_train_text,
+                       tmp_path_factory.mktemp("spm_vocab") / "spm")

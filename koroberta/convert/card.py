@@ -1,0 +1,75 @@
+"""Model card (``README.md``) of the export: data, vocab, hyper-parameters, updates, parity figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from koroberta.convert.checkpoint import RobertaCheckpoint
+from koroberta.convert.config import ConvertConfig
+from koroberta.convert.vocab import ExportVocab
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
+
+
+def model_card(cfg: ConvertConfig, ck: RobertaCheckpoint, ev: ExportVocab, stats: dict[str, Any]) -> str:
+    par = stats.get("parity", {})
+    opt, task, ds = ck.optimization, ck.task, ck.dataset
+    lr = opt.get("lr")
+    lr = lr[0] if isinstance(lr, (list, tuple)) and lr else lr
+    rows = [
+        ("layers / hidden / heads / FFN", f"{ck.n_layers} / {ck.hidden} / {ck.heads} / {ck.ffn}"),
+        ("max positions", ck.max_positions),
+        ("parameters", f"{stats.get('params', 0):,}"),
+        ("updates", _fmt(ck.num_updates)),
+        ("peak learning rate", _fmt(lr)),
+        ("batch size (sentences per GPU) x update_freq", f"{_fmt(ds.get('batch_size'))} x {_fmt(opt.get('update_freq'))}"),
+        ("tokens per sample", _fmt(task.get("tokens_per_sample"))),
+        ("mask prob", _fmt(task.get("mask_prob"))),
+        ("activation / dropout", f"{_fmt(ck.arg('activation_fn'))} / {_fmt(ck.arg('dropout'))}"),
+        ("weights dtype", cfg.dtype),
+    ]
+    layout = ("legacy KoRoBERTa dict (spm-id strings, frequency order), rows re-ordered to spm order"
+              if ev.legacy else "XLM-R layout: HF id = fairseq id = spm id + 1")
+    parity = (f"max |HF - fairseq| logit difference **{_fmt(par.get('max_abs_logit_diff'))}** (fp32, atol "
+              f"{cfg.atol:g}) over {par.get('logit_sentences', 0)} sentences; HF tokenizer ids equal fairseq ids on "
+              f"{par.get('token_id_lines', 0) - par.get('token_id_mismatches', 0)}/{par.get('token_id_lines', 0)} lines"
+              if par.get("checked") else "**not checked** (exported with --no-parity)")
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return f"""---
+language: {cfg.language}
+license: {cfg.license}
+library_name: transformers
+pipeline_tag: fill-mask
+tags: [roberta, fairseq, korean]
+---
+
+# {cfg.model_name}
+
+A Korean RoBERTa pretrained with fairseq (`masked_lm`, `{_fmt(ck.arg('arch'))}`) by the koroberta pipeline and
+exported to Hugging Face `RobertaForMaskedLM`.
+
+## Data
+{cfg.data_description}.
+
+## Vocabulary
+SentencePiece model `spm.model` ({len(ev.hf_vocab)} ids including `<s> <pad> </s> <unk>` and `<mask>` = id {ev.mask_id});
+{layout}. `tokenizer.json` is a fast Unigram tokenizer equivalent to the spm model.
+
+## Pretraining
+| setting | value |
+|---|---|
+{table}
+
+## Parity with the fairseq checkpoint
+{parity}.
+
+## Use
+```python
+from transformers import AutoTokenizer, AutoModelForMaskedLM, pipeline
+tok = AutoTokenizer.from_pretrained("PATH")
+model = AutoModelForMaskedLM.from_pretrained("PATH")
+pipeline("fill-mask", model="PATH")("대한민국의 수도는 <mask>이다.")
+```
+"""

@@ -1,0 +1,125 @@
+"""Read a fairseq RoBERTa checkpoint without fairseq.
+
+fairseq >= 0.10 stores ``cfg`` (a dict of dataclass-config dicts; ``cfg["model"]`` is an ``argparse.Namespace``),
+older versions store ``args`` (a Namespace). Both unpickle under ``torch.load(weights_only=True)`` once
+``argparse.Namespace`` is an allowed global, so no fairseq import and no arbitrary code execution is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from koroberta.errors import InputError
+
+SE = "encoder.sentence_encoder."
+LM = "encoder.lm_head."
+
+
+@dataclass(frozen=True)
+class RobertaCheckpoint:
+    """The parts of a fairseq masked-LM checkpoint the export needs."""
+
+    path: Path
+    state: dict[str, Any]  # model state dict (tensors)
+    model_args: argparse.Namespace
+    task: dict[str, Any]
+    optimization: dict[str, Any]
+    dataset: dict[str, Any]
+    num_updates: int | None
+
+    @property
+    def vocab_rows(self) -> int:
+        return int(self.state[SE + "embed_tokens.weight"].shape[0])
+
+    @property
+    def n_layers(self) -> int:
+        return len({k.split(".")[3] for k in self.state if k.startswith(SE + "layers.")})
+
+    @property
+    def hidden(self) -> int:
+        return int(self.state[SE + "embed_tokens.weight"].shape[1])
+
+    @property
+    def ffn(self) -> int:
+        return int(self.state[SE + "layers.0.fc1.weight"].shape[0])
+
+    @property
+    def heads(self) -> int:
+        return int(getattr(self.model_args, "encoder_attention_heads"))
+
+    @property
+    def max_positions(self) -> int:
+        # learned positions have padding_idx + 1 (= 2) extra rows in front: fairseq and HF RoBERTa agree on that
+        return int(self.state[SE + "embed_positions.weight"].shape[0]) - 2
+
+    def arg(self, name: str, default: Any = None) -> Any:
+        return getattr(self.model_args, name, default)
+
+
+def _torch_load(path: Path) -> dict[str, Any]:
+    import pickle
+
+    import torch
+
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot read checkpoint ({first})", path=path,
+                         fix="pass a fairseq checkpoint_*.pt written by `koroberta train` / fairseq-train "
+                             "(a partially written file means the training was killed while saving)") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
+        raise InputError("not a fairseq checkpoint (no 'model' state dict)", path=path,
+                         fix="pass a checkpoint_*.pt from fairseq-train")
+    return obj
+
+
+def _section(obj: dict[str, Any], name: str) -> dict[str, Any]:
+    cfg = obj.get("cfg")
+    if isinstance(cfg, dict) and cfg.get(name) is not None:
+        sec = cfg[name]
+        return dict(vars(sec)) if isinstance(sec, argparse.Namespace) else dict(sec)
+    args = obj.get("args")
+    return dict(vars(args)) if isinstance(args, argparse.Namespace) else {}
+
+
+def load_checkpoint(path: str | Path) -> RobertaCheckpoint:
+    """Load and validate a fairseq RoBERTa masked-LM checkpoint. Raises :class:`InputError` for anything else."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("checkpoint not found", path=p, fix="pass e.g. runs/<name>/checkpoints/checkpoint_last.pt")
+    obj = _torch_load(p)
+    state = obj["model"]
+    cfg = obj.get("cfg")
+    margs = cfg.get("model") if isinstance(cfg, dict) else None
+    if margs is None:
+        margs = obj.get("args")
+    if isinstance(margs, dict):
+        margs = argparse.Namespace(**margs)
+    if not isinstance(margs, argparse.Namespace):
+        raise InputError("checkpoint has no model arguments (cfg['model'] / args)", path=p,
+                         fix="pass a checkpoint written by fairseq-train")
+    arch = str(getattr(margs, "arch", getattr(margs, "_name", "?")))
+    needed = [SE + "embed_tokens.weight", SE + "embed_positions.weight", SE + "layers.0.fc1.weight",
+              LM + "dense.weight", LM + "bias"]
+    missing = [k for k in needed if k not in state]
+    if missing or not (arch.startswith("roberta") or arch.startswith("xlm")):
+        sample = ", ".join(sorted({".".join(k.split(".")[:2]) for k in state})[:4])
+        raise InputError(f"checkpoint is a '{arch}' model (keys {sample}...), not a fairseq RoBERTa masked LM"
+                         + (f"; missing {missing[0]}" if missing else ""), path=p,
+                         fix="convert a checkpoint trained with `--task masked_lm --arch roberta_*`")
+    if getattr(margs, "encoder_normalize_before", False) or SE + "layer_norm.weight" in state:
+        raise InputError("checkpoint uses pre-LayerNorm (encoder_normalize_before=True), which RobertaForMaskedLM "
+                         "cannot represent", path=p, fix="train with the roberta_base defaults (post-LN)")
+    if getattr(margs, "no_token_positional_embeddings", False) or not getattr(margs, "encoder_learned_pos", True):
+        raise InputError("checkpoint does not use learned positional embeddings", path=p,
+                         fix="train with the roberta_base defaults (learned positions)")
+    ou = obj.get("optimizer_history") or [{}]
+    nu = ou[-1].get("num_updates") if isinstance(ou[-1], dict) else None
+    return RobertaCheckpoint(path=p, state=state, model_args=margs, task=_section(obj, "task"),
+                             optimization=_section(obj, "optimization"), dataset=_section(obj, "dataset"),
+                             num_updates=int(nu) if nu is not None else None)

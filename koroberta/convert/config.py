@@ -1,0 +1,31 @@
+"""``convert:`` section — fairseq checkpoint -> Hugging Face export."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from koroberta.config import Config, option
+
+
+@dataclasses.dataclass
+class ConvertConfig(Config):
+    SECTION = "convert"
+
+    dtype: str = option("fp32", choices=("fp32", "fp16"), help="dtype of model.safetensors (parity is always checked in fp32)")
+    parity: bool = option(True, help="check HF vs fairseq logits and token ids; --no-parity is required when fairseq "
+                                     "is not installed")
+    parity_lines: int = option(1000, help="non-blank lines of --parity-text whose HF token ids must equal fairseq's")
+    parity_sentences: int = option(16, help="sentences whose logits are compared between fairseq and HF")
+    atol: float = option(1e-5, help="max allowed |HF logit - fairseq logit| in fp32")
+    model_name: str = option("koroberta", help="model name for the model card")
+    language: str = option("ko", help="model card language tag")
+    license: str = option("cc-by-sa-4.0", help="model card licence (kowiki text is CC BY-SA 4.0)")
+    data_description: str = option("Korean Wikipedia (kowiki dump), cleaned and kss sentence-split",
+                                    help="model card: what the model was pretrained on")
+
+    def validate(self) -> None:
+        self.require(self.parity_lines >= 0, "parity_lines must be >= 0")
+        self.require(self.parity_sentences >= 0, "parity_sentences must be >= 0")
+        self.require(self.atol > 0, "atol must be > 0")
+        self.require(not self.parity or self.parity_sentences > 0,
+                     "parity_sentences must be > 0 when parity is on (use --no-parity to skip the check)")

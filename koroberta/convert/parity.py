@@ -1,0 +1,144 @@
+"""HF export vs fairseq: token ids on N lines and logits on M sentences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from koroberta.convert.checkpoint import RobertaCheckpoint
+from koroberta.convert.vocab import ExportVocab
+from koroberta.errors import InputError
+from koroberta.spm.layout import BOS, EOS, UNK
+
+# Used when no --parity-text is given (own sentences; mixed Hangul, numbers, Latin, punctuation).
+BUILTIN_SENTENCES = [
+    "대한민국의 수도는 서울이다.",
+    "이 문서는 한국어 위키백과의 문장을 바탕으로 한 시험용 문장입니다.",
+    "1990년대 후반에 발표된 이 작품은 큰 인기를 얻었다.",
+    "그는 2003년 Seoul National University에서 박사 학위를 받았다.",
+    "강은 산맥을 따라 남쪽으로 흐르며, 여러 지류가 합쳐진다.",
+    "  공백이   여러 개   있는 문장도 같은 토큰이 되어야 한다.  ",
+    "〈삼국사기〉에 따르면 고구려는 기원전 37년에 세워졌다.",
+    "ＡＢＣ와 ①②③ 같은 문자는 정규화된다.",
+]
+
+
+def fairseq_available() -> bool:
+    """True when ``import fairseq`` works (an installed-but-broken fairseq counts as missing)."""
+    try:
+        import fairseq  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def read_parity_lines(path: str | Path | None, n: int) -> list[str]:
+    if path is None:
+        return list(BUILTIN_SENTENCES)
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("parity text not found", path=p, fix="pass the valid split, e.g. runs/<name>/corpus/split/valid.txt")
+    out: list[str] = []
+    with open(p, encoding="utf-8", errors="strict") as f:
+        try:
+            for line in f:
+                s = line.rstrip("\n")
+                if s.strip():
+                    out.append(s)
+                    if len(out) >= n:
+                        break
+        except UnicodeDecodeError as e:
+            raise InputError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=p,
+                             fix="pass the corpus stage's valid.txt") from None
+    if not out:
+        raise InputError("parity text has no non-blank lines", path=p, fix="pass the corpus stage's valid.txt")
+    return out
+
+
+@dataclass
+class TokenParity:
+    lines: int = 0
+    mismatches: int = 0
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    fairseq_unk_tokens: int = 0
+    tokens: int = 0
+
+
+def fairseq_encoder(ev: ExportVocab):
+    """``text -> list[int]`` exactly like fairseq's ``Dictionary.encode_line(..., append_eos=True)``.
+
+    Uses fairseq's own Dictionary when fairseq is installed, else the same rule re-stated (split on whitespace,
+    unknown symbol -> <unk>, append </s>)."""
+    if fairseq_available():
+        from fairseq.data import Dictionary
+
+        d = Dictionary.load(str(ev.dict_path))
+        d.add_symbol("<mask>")
+        if tuple(d.symbols) != ev.fairseq_symbols:
+            raise InputError("fairseq's Dictionary reads dict.txt differently from koroberta", path=ev.dict_path,
+                             fix="regenerate dict.txt with `koroberta spm train`")
+        return lambda text: d.encode_line(text, add_if_not_exist=False, append_eos=True).tolist()
+    index = {s: i for i, s in enumerate(ev.fairseq_symbols)}
+    return lambda text: [index.get(t, UNK) for t in text.split()] + [EOS]
+
+
+def check_token_ids(tokenizer, ev: ExportVocab, lines: list[str]) -> TokenParity:
+    """HF ``tokenizer(line)`` ids (mapped to fairseq rows) == ``<s>`` + fairseq ``encode_line`` ids, per line."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(ev.spm_model))
+    enc = fairseq_encoder(ev)
+    res = TokenParity()
+    hf_all = tokenizer(lines, add_special_tokens=True)["input_ids"]
+    for n, (line, hf_ids) in enumerate(zip(lines, hf_all), 1):
+        fs_ids = [BOS] + enc(ev.fairseq_text(sp, line))
+        mapped = [ev.hf_to_fairseq[h] for h in hf_ids]
+        res.lines += 1
+        res.tokens += len(fs_ids)
+        res.fairseq_unk_tokens += sum(1 for i in fs_ids if i == UNK)
+        if mapped != fs_ids:
+            res.mismatches += 1
+            if len(res.examples) < 3:
+                res.examples.append({"line": n, "text": line[:80], "hf": mapped[:20], "fairseq": fs_ids[:20]})
+    return res
+
+
+def build_fairseq_model(ck: RobertaCheckpoint, ev: ExportVocab):
+    """The checkpoint as fairseq itself runs it (eval mode, fp32)."""
+    import copy
+    from types import SimpleNamespace
+
+    from fairseq.data import Dictionary
+    from fairseq.models.roberta import RobertaModel
+
+    d = Dictionary.load(str(ev.dict_path))
+    d.add_symbol("<mask>")
+    args = copy.deepcopy(ck.model_args)
+    task = SimpleNamespace(source_dictionary=d, target_dictionary=d, max_positions=lambda: ck.max_positions)
+    model = RobertaModel.build_model(args, task)
+    model.load_state_dict(ck.state, strict=True, model_cfg=args)
+    return model.float().eval()
+
+
+def max_logit_diff(fs_model, hf_model, tokenizer, ev: ExportVocab, sentences: list[str], max_positions: int,
+                   ) -> tuple[float, int]:
+    """max |HF logit - fairseq logit| over all positions/vocab of ``sentences`` (each run unpadded)."""
+    import sentencepiece as spm
+    import torch
+
+    sp = spm.SentencePieceProcessor(model_file=str(ev.spm_model))
+    enc = fairseq_encoder(ev)
+    cols = torch.tensor(ev.hf_to_fairseq, dtype=torch.long)
+    worst, n = 0.0, 0
+    with torch.inference_mode():
+        for s in sentences:
+            hf_ids = tokenizer(s, add_special_tokens=True)["input_ids"][:max_positions]
+            fs_ids = ([BOS] + enc(ev.fairseq_text(sp, s)))[:max_positions]
+            hf_logits = hf_model(input_ids=torch.tensor([hf_ids])).logits[0].float()
+            fs_logits = fs_model(torch.tensor([fs_ids]))[0][0].float().index_select(-1, cols)
+            if hf_logits.shape != fs_logits.shape:
+                return float("inf"), n + 1
+            worst = max(worst, float((hf_logits - fs_logits).abs().max()))
+            n += 1
+    return worst, n

@@ -1,0 +1,75 @@
+"""Measure kss backends on real text: sentences/s and characters/s on one core, and boundary agreement.
+
+Agreement is the F1 of sentence-boundary positions (offsets counted in non-space characters, so whitespace
+differences do not count) against a reference backend (``pecab`` when measured: morpheme-based, kss's most
+accurate installed backend here; else the first one).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from koroberta.errors import KorobertaError
+
+log = logging.getLogger("koroberta.corpus")
+
+
+def _boundaries(paras: list[list[str]]) -> set[tuple[int, int]]:
+    out = set()
+    for i, sents in enumerate(paras):
+        pos = 0
+        for s in sents[:-1]:
+            pos += len("".join(s.split()))
+            out.add((i, pos))
+    return out
+
+
+def compare_backends(text: str | Path, backends: list[str], *, max_chars: int = 200_000,
+                     reference: str = "pecab") -> list[dict]:
+    """Split the first ``max_chars`` characters of ``text`` (one paragraph per line) with each backend; print and
+    return rows ``{backend, seconds, sentences, sent_per_s, chars_per_s, agreement_f1}``."""
+    from koroberta.corpus.steps import _init_kss, check_backend, split_lines  # noqa: F401
+
+    _init_kss()
+    import kss  # noqa: F401
+
+    paras, n = [], 0
+    for line in Path(text).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            paras.append(line)
+            n += len(line)
+            if n >= max_chars:
+                break
+    results: dict[str, list[list[str]]] = {}
+    rows = []
+    for b in backends:
+        try:
+            check_backend(b)
+        except KorobertaError as e:
+            print(f"{b}: skipped ({e})")
+            continue
+        split_lines(paras[:2], b)  # warm-up: loads dictionaries / models
+        t = time.perf_counter()
+        res = [split_lines([p], b) for p in paras]
+        dt = time.perf_counter() - t
+        results[b] = res
+        ns = sum(len(r) for r in res)
+        rows.append({"backend": b, "seconds": round(dt, 2), "sentences": ns, "sent_per_s": round(ns / dt, 1),
+                     "chars_per_s": round(n / dt)})
+    ref = reference if reference in results else (next(iter(results)) if results else None)
+    for row in rows:
+        if ref is None:
+            continue
+        a, r = _boundaries(results[row["backend"]]), _boundaries(results[ref])
+        tp = len(a & r)
+        f1 = 2 * tp / (len(a) + len(r)) if (a or r) else 1.0
+        row["agreement_f1"] = round(f1, 4)
+    print(f"{n:,} characters, {len(paras):,} paragraphs; agreement = boundary F1 vs {ref}")
+    print("| backend | sentences | s | sentences/s/core | chars/s/core | agreement F1 |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['backend']} | {r['sentences']:,} | {r['seconds']} | {r['sent_per_s']:,} | {r['chars_per_s']:,} "
+              f"| {r.get('agreement_f1', '')} |")
+    return rows

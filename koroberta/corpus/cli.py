@@ -1,0 +1,135 @@
+"""``koroberta corpus {download,extract,clean,split,build}``: thin wrappers over the library functions.
+
+Single machine: ``koroberta corpus build SOURCE OUT`` (= ``build_corpus``). SLURM array (see
+``scripts/corpus_array.slurm``): ``extract --shard $i --num-shards N`` per task, then ``clean --num-shards N``,
+``split --shard $i --num-shards N`` per task, then ``split --merge --num-shards N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger("koroberta.corpus")
+
+
+def _config(args: argparse.Namespace):
+    from koroberta.config import load_yaml
+    from koroberta.corpus.config import CorpusConfig
+
+    base = load_yaml(args.config).get("corpus", {}) if args.config else {}
+    return CorpusConfig.from_args(args, base=base)
+
+
+def _common(p: argparse.ArgumentParser, *, shards: bool = True, workers: bool = True) -> None:
+    from koroberta.corpus.config import CorpusConfig
+
+    p.add_argument("--config", metavar="FILE.yaml", help="YAML config; its `corpus:` section is used")
+    if shards:
+        p.add_argument("--shard", type=int, default=0, help="this shard's index, 0-based (default: 0)")
+        p.add_argument("--num-shards", type=int, default=1, help="total shards (default: 1)")
+    if workers:
+        p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--force", action="store_true", help="redo the step even if its output is complete")
+    p.add_argument("--overwrite", action="store_true", help="replace an output directory holding foreign files")
+    CorpusConfig.add_arguments(p)
+
+
+def _print_done(path) -> int:
+    print(path)
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from koroberta.corpus.download import download_dump
+
+    return _print_done(download_dump(args.wiki, args.date, args.out_dir, base_url=args.base_url,
+                                     verify=not args.no_verify))
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from koroberta.corpus.steps import extract
+
+    return _print_done(extract(_config(args), args.source, args.out_dir, shard=args.shard,
+                               num_shards=args.num_shards, workers=args.workers, force=args.force,
+                               overwrite=args.overwrite))
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from koroberta.corpus.steps import clean
+
+    return _print_done(clean(_config(args), args.out_dir, num_shards=args.num_shards, force=args.force,
+                             overwrite=args.overwrite))
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from koroberta.corpus.steps import sentences, split
+
+    cfg = _config(args)
+    if args.merge:
+        return _print_done(split(cfg, args.out_dir, num_shards=args.num_shards, force=args.force,
+                                 overwrite=args.overwrite))
+    d = sentences(cfg, args.out_dir, shard=args.shard, num_shards=args.num_shards, workers=args.workers,
+                  force=args.force, overwrite=args.overwrite)
+    if args.num_shards == 1:
+        d = split(cfg, args.out_dir, num_shards=1, force=args.force, overwrite=args.overwrite)
+    return _print_done(d)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from koroberta.corpus import build_corpus
+
+    return _print_done(build_corpus(_config(args), args.source, args.out_dir, workers=args.workers,
+                                    force=args.force, overwrite=args.overwrite))
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from koroberta.corpus.bench import compare_backends
+
+    compare_backends(args.text, args.backends, max_chars=args.max_chars)
+    return 0
+
+
+def register(subparsers) -> None:
+    from koroberta.corpus.download import DEFAULT_BASE_URL
+
+    p = subparsers.add_parser("corpus", help="kowiki dump -> clean, sentence-split train/valid/test text",
+                              description="Corpus stage: download, extract, clean, sentence split, train/valid/test.")
+    sub = p.add_subparsers(dest="corpus_command", metavar="STEP", required=True)
+
+    d = sub.add_parser("download", help="fetch <wiki>-<date>-pages-articles.xml.bz2 (resumes, verifies SHA-1)")
+    d.add_argument("out_dir", help="directory to download into")
+    d.add_argument("--wiki", default="kowiki", help="wiki database name (default: kowiki)")
+    d.add_argument("--date", default="latest", help="dump date YYYYMMDD or 'latest' (default: latest)")
+    d.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"dump server or mirror (default: {DEFAULT_BASE_URL})")
+    d.add_argument("--no-verify", action="store_true", help="skip the SHA-1 check (not recommended)")
+    d.set_defaults(func=cmd_download)
+
+    e = sub.add_parser("extract", help="dump/WikiExtractor/text -> cleaned documents (docs.jsonl), per shard")
+    e.add_argument("source", help=".xml.bz2/.xml dump, WikiExtractor output (dir or file, .xz ok), or text file")
+    e.add_argument("out_dir", help="corpus output directory (extract[-i-of-n]/ is written inside)")
+    _common(e)
+    e.set_defaults(func=cmd_extract)
+
+    c = sub.add_parser("clean", help="merge extract shards in page order, drop exact duplicates")
+    c.add_argument("out_dir", help="corpus output directory holding the extract shard(s)")
+    _common(c, workers=False)
+    c.set_defaults(func=cmd_clean)
+
+    s = sub.add_parser("split", help="kss sentence split (per shard) and train/valid/test split (--merge)")
+    s.add_argument("out_dir", help="corpus output directory holding clean/")
+    s.add_argument("--merge", action="store_true", help="merge the sentence shards into split/{train,valid,test}.txt")
+    _common(s)
+    s.set_defaults(func=cmd_split)
+
+    b = sub.add_parser("build", help="all steps on one machine (what `koroberta run` does)")
+    b.add_argument("source", help=".xml.bz2/.xml dump, WikiExtractor output (dir or file), or text file")
+    b.add_argument("out_dir", help="corpus output directory; split/ holds the result")
+    _common(b, shards=False)
+    b.set_defaults(func=cmd_build)
+
+    k = sub.add_parser("backends", help="measure kss backends on text: sentences/s per core and agreement")
+    k.add_argument("text", help="text file, one paragraph per line (e.g. clean/corpus.txt)")
+    k.add_argument("--backends", nargs="+", default=["punct", "fast", "pecab", "mecab"])
+    k.add_argument("--max-chars", type=int, default=200_000, help="characters of text to split (default: 200000)")
+    k.set_defaults(func=cmd_backends)

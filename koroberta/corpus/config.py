@@ -1,0 +1,56 @@
+"""Configuration of the corpus stage (YAML section ``corpus:``)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from koroberta.config import Config, option
+
+BACKENDS = ("punct", "fast", "pecab", "mecab")
+
+
+@dataclasses.dataclass
+class CorpusConfig(Config):
+    """extract -> clean -> sentence split -> train/valid/test split."""
+
+    SECTION = "corpus"
+
+    # extract
+    dbname: str = option("kowiki", help="expected <dbname> of the dump; another wiki is an error ('' = accept any, warn)")
+    keep_disambiguation: bool = option(False, help="keep disambiguation (동음이의) pages")
+    drop_sections: list[str] = option(
+        default_factory=lambda: ["각주", "주석", "출처", "참고 문헌", "참고문헌", "외부 링크", "같이 보기", "관련 항목",
+                                 "References", "External links", "See also", "Notes"],
+        help="sections (heading text) whose whole body is dropped: reference lists and link lists, not prose")
+    # clean
+    normalization: str = option("NFC", help="Unicode normal form of the corpus text (spm applies nmt_nfkc itself)",
+                                choices=("NFC", "NFKC", "none"))
+    min_chars: int = option(100, help="drop documents with fewer characters (after cleaning)")
+    min_line_chars: int = option(2, help="drop lines (paragraphs) shorter than this")
+    dedup: bool = option(True, help="drop exact-duplicate documents (same cleaned text), keeping the first")
+    # sentence split
+    backend: str = option("punct", help="kss sentence-split backend (measured: bench/results/corpus.md)",
+                          choices=BACKENDS)
+    # train/valid/test
+    valid_fraction: float = option(0.005, help="fraction of documents in valid.txt")
+    test_fraction: float = option(0.005, help="fraction of documents in test.txt")
+    split_salt: str = option("koroberta", help="salt of the document hash that assigns train/valid/test")
+    report: bool = option(True, help="write report.md and length histograms (PNG) next to the split")
+
+    def validate(self) -> None:
+        self.require(self.min_chars >= 0, "min_chars must be >= 0")
+        self.require(self.min_line_chars >= 0, "min_line_chars must be >= 0")
+        self.require(0.0 <= self.valid_fraction < 1.0, "valid_fraction must be in [0, 1)")
+        self.require(0.0 <= self.test_fraction < 1.0, "test_fraction must be in [0, 1)")
+        self.require(self.valid_fraction + self.test_fraction < 1.0, "valid_fraction + test_fraction must be < 1")
+
+    def part(self, *names: str) -> dict:
+        """The config fields one sub-step depends on (its manifest key: other fields do not invalidate it)."""
+        d = self.to_dict()
+        return {k: d[k] for k in names}
+
+
+EXTRACT_FIELDS = ("dbname", "keep_disambiguation", "drop_sections", "normalization", "min_line_chars")
+CLEAN_FIELDS = ("min_chars", "dedup")
+SENTENCE_FIELDS = ("backend",)
+SPLIT_FIELDS = ("valid_fraction", "test_fraction", "split_salt", "report")

@@ -1,0 +1,391 @@
+"""The corpus sub-steps, each a :class:`~koroberta.artifacts.StageOutput` directory under ``out_dir``::
+
+    out_dir/extract[-IIIII-of-NNNNN]/docs.jsonl     pages -> cleaned documents (ord, id, title, text); per shard
+    out_dir/clean/{docs.jsonl, corpus.txt}          shards merged in page order, exact duplicates removed
+    out_dir/sentences[-IIIII-of-NNNNN]/sentences.jsonl   kss sentence split; per shard (doc index % N)
+    out_dir/split/{train,valid,test}.txt            by hash(salt, page id); report.md + histogram PNGs
+
+Sharding: shard ``i`` of ``n`` takes pages with ``ord % n == i`` (extract) and documents with
+``index % n == i`` (sentences); the merge steps interleave the shards back into source order, so the final files
+are byte-identical for any shard count (tested). The train/valid/test assignment hashes the page id, so it does not
+depend on shard count or order either.
+
+Each step returns at once when its directory is complete for the same config fields and input fingerprints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import heapq
+import io
+import json
+import logging
+import multiprocessing as mp
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from koroberta.artifacts import StageOutput, is_complete, read_manifest
+from koroberta.corpus.config import (CLEAN_FIELDS, EXTRACT_FIELDS, SENTENCE_FIELDS, SPLIT_FIELDS, CorpusConfig)
+from koroberta.errors import ConfigError, DependencyError, InputError
+
+log = logging.getLogger("koroberta.corpus")
+
+SPLITS = ("train", "valid", "test")
+_BATCH = 32  # pages per worker task: ~0.3 MB of wikitext, amortises pickling; ordered imap keeps source order
+
+
+def shard_name(step: str, shard: int, num_shards: int) -> str:
+    return step if num_shards == 1 else f"{step}-{shard:05d}-of-{num_shards:05d}"
+
+
+def _check_shard(shard: int, num_shards: int) -> None:
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise ConfigError(f"--shard {shard} --num-shards {num_shards}: need 0 <= shard < num_shards",
+                          fix="shards are numbered from 0 (SLURM_ARRAY_TASK_ID with --array=0-N-1)")
+
+
+def _progress(desc: str, unit: str, total: int | None = None):
+    from tqdm import tqdm
+
+    return tqdm(desc=desc, unit=unit, total=total, disable=None, mininterval=2.0, dynamic_ncols=True,
+                unit_scale=unit == "B", file=sys.stderr)
+
+
+# -- extract ----------------------------------------------------------------------------------------------------------
+def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[int, str, str, str | None, str]]:
+    """Worker: wikitext -> lines for a batch of pages. Returns (ord, id, title, text|None, drop reason)."""
+    from koroberta.corpus.normalize import collapse_ws, normalize_block
+    from koroberta.corpus.wikitext import is_disambiguation, wikitext_to_lines
+
+    pages, opt = task
+    out = []
+    for ordinal, pid, title, text, clean in pages:
+        if not clean and not opt["keep_disambiguation"] and is_disambiguation(text):
+            out.append((ordinal, pid, title, None, "disambiguation"))
+            continue
+        if clean:
+            block = normalize_block(text, opt["normalization"])
+            lines = [l for l in (collapse_ws(x) for x in block.split("\n"))
+                     if len(l) >= opt["min_line_chars"] and any(c.isalnum() for c in l)]
+        else:
+            lines = wikitext_to_lines(text, drop_sections=opt["drop_sections"], normalization=opt["normalization"],
+                                      min_line_chars=opt["min_line_chars"])
+        body = "\n".join(lines)
+        if not body:
+            out.append((ordinal, pid, title, None, "empty_after_cleaning"))
+        elif len(body) < opt["min_chars"]:
+            out.append((ordinal, pid, title, None, "too_short"))
+        else:
+            out.append((ordinal, pid, title, body, ""))
+    return out
+
+
+def _batches(pages: Iterable, shard: int, num_shards: int, drops: dict[str, int], opt: dict) -> Iterator[tuple]:
+    from koroberta.corpus.wikitext import is_redirect_text
+
+    batch: list[tuple] = []
+    for p in pages:
+        if p.ord % num_shards != shard:
+            continue
+        if p.ns != 0:
+            drops["namespace"] = drops.get("namespace", 0) + 1
+            continue
+        if p.redirect or (not p.clean and is_redirect_text(p.text)):
+            drops["redirect"] = drops.get("redirect", 0) + 1
+            continue
+        if not p.text.strip():
+            drops["empty"] = drops.get("empty", 0) + 1
+            continue
+        batch.append((p.ord, p.id, p.title, p.text, p.clean))
+        if len(batch) >= _BATCH:
+            yield batch, opt
+            batch = []
+    if batch:
+        yield batch, opt
+
+
+@contextlib.contextmanager
+def _pool(workers: int, initializer=None) -> Iterator[Any]:
+    """A process pool, or None for ``workers <= 1`` (in-process: no fork/import cost on small inputs)."""
+    if workers <= 1:
+        if initializer:
+            initializer()
+        yield None
+        return
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    pool = ctx.Pool(workers, initializer=initializer)
+    try:
+        yield pool
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()
+
+
+def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard: int = 0, num_shards: int = 1,
+            workers: int = 1, force: bool = False, overwrite: bool = False) -> Path:
+    """Stream ``source`` (dump / WikiExtractor / text), keep namespace-0 non-redirect articles of this shard, clean
+    the wikitext, and write ``docs.jsonl`` (one ``{"ord","id","title","text"}`` per document, text lines =
+    paragraphs). Drop reasons and reader counters go to the manifest stats."""
+    from koroberta.corpus.sources import ReadStats, iter_source
+
+    _check_shard(shard, num_shards)
+    source = Path(source)
+    final = Path(out_dir) / shard_name("extract", shard, num_shards)
+    conf = {**cfg.part(*EXTRACT_FIELDS), "min_chars": cfg.min_chars, "shard": shard, "num_shards": num_shards}
+    inputs = {"source": source}
+    if not source.exists():
+        raise InputError("source not found", path=source, fix="pass an existing dump, WikiExtractor output or text file")
+    if not force and is_complete(final, "corpus.extract", conf, inputs):
+        log.info("extract: %s is complete, skipping", final)
+        return final
+    opt = {k: conf[k] for k in ("keep_disambiguation", "drop_sections", "normalization", "min_line_chars",
+                                "min_chars")}
+    rstats = ReadStats()
+    drops: dict[str, int] = {}
+    kept = chars = 0
+    with StageOutput(final, stage="corpus.extract", config=conf, inputs=inputs, overwrite=overwrite) as st:
+        bar = _progress(f"extract {shard}/{num_shards}", "page")
+        pages = iter_source(source, rstats, dbname=cfg.dbname)
+        with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as out, _pool(workers) as pool:
+            tasks = _batches(pages, shard, num_shards, drops, opt)
+            results = pool.imap(_clean_batch, tasks) if pool else map(_clean_batch, tasks)
+            for res in results:
+                for ordinal, pid, title, text, reason in res:
+                    if text is None:
+                        drops[reason] = drops.get(reason, 0) + 1
+                        continue
+                    out.write(json.dumps({"ord": ordinal, "id": pid, "title": title, "text": text},
+                                         ensure_ascii=False) + "\n")
+                    kept += 1
+                    chars += len(text)
+                bar.n = rstats.pages
+                bar.update(0)
+        bar.close()
+        if rstats.invalid_utf8:
+            log.warning("%s: %d invalid UTF-8 byte sequence(s) replaced with U+FFFD", source, rstats.invalid_utf8)
+        st.stats.update({"pages_read": rstats.pages, "pages_in_shard": sum(drops.values()) + kept,
+                         "documents": kept, "characters": chars, "dropped": dict(sorted(drops.items())),
+                         "invalid_utf8_replaced": rstats.invalid_utf8, "dbname": rstats.dbname})
+    log.info("extract: %d pages read, %d documents kept, dropped %s", rstats.pages, kept, drops)
+    return final
+
+
+# -- clean (merge + dedup) ---------------------------------------------------------------------------------------------
+def _read_jsonl(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
+
+
+def _shard_dirs(out_dir: Path, step: str, num_shards: int, stage: str) -> list[Path]:
+    dirs = [out_dir / shard_name(step, i, num_shards) for i in range(num_shards)]
+    missing = [i for i, d in enumerate(dirs) if read_manifest(d) is None or read_manifest(d).get("stage") != stage]
+    if missing:
+        raise InputError(f"{len(missing)} of {num_shards} {step} shard(s) incomplete (first: shard {missing[0]})",
+                         path=out_dir, fix=f"run `koroberta corpus {step} ... --shard {missing[0]} "
+                                           f"--num-shards {num_shards}` for each missing shard, then merge again")
+    return dirs
+
+
+def clean(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force: bool = False,
+          overwrite: bool = False) -> Path:
+    """Merge the extract shards in source order, drop exact duplicates (keep the first), and write
+    ``docs.jsonl`` (id, title, text) and ``corpus.txt`` (fairseq LM text: a line per paragraph, blank line between
+    documents)."""
+    out_dir = Path(out_dir)
+    shards = _shard_dirs(out_dir, "extract", num_shards, "corpus.extract")
+    final = out_dir / "clean"
+    conf = cfg.part(*CLEAN_FIELDS)
+    inputs = {f"extract{i}": d for i, d in enumerate(shards)}
+    if not force and is_complete(final, "corpus.clean", conf, inputs):
+        log.info("clean: %s is complete, skipping", final)
+        return final
+    drops: dict[str, int] = {}
+    for d in shards:
+        for k, v in read_manifest(d)["stats"]["dropped"].items():
+            drops[k] = drops.get(k, 0) + v
+    seen: set[bytes] = set()
+    kept = chars = 0
+    with StageOutput(final, stage="corpus.clean", config=conf, inputs=inputs, overwrite=overwrite) as st:
+        merged = heapq.merge(*(_read_jsonl(d / "docs.jsonl") for d in shards), key=lambda r: r["ord"])
+        with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as dj, \
+                open(st.tmp / "corpus.txt", "w", encoding="utf-8", newline="\n") as ct:
+            for rec in merged:
+                if cfg.dedup:
+                    h = hashlib.blake2b(rec["text"].encode("utf-8"), digest_size=16).digest()
+                    if h in seen:
+                        drops["duplicate"] = drops.get("duplicate", 0) + 1
+                        continue
+                    seen.add(h)
+                dj.write(json.dumps({"id": rec["id"], "title": rec["title"], "text": rec["text"]},
+                                    ensure_ascii=False) + "\n")
+                ct.write(("\n" if kept else "") + rec["text"] + "\n")
+                kept += 1
+                chars += len(rec["text"])
+        st.stats.update({"documents": kept, "characters": chars, "dropped": dict(sorted(drops.items()))})
+    log.info("clean: %d documents, dropped %s", kept, drops)
+    return final
+
+
+# -- sentence split ---------------------------------------------------------------------------------------------------
+def _init_kss() -> None:
+    """Import kss once per worker with its banner silenced (it prints to stdout on import)."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            import kss  # noqa: F401
+        except ImportError as e:  # pragma: no cover - kss is a core dependency
+            raise DependencyError(f"kss is not importable ({e})", fix="pip install kss==6.0.6") from None
+    logging.getLogger("kss").setLevel(logging.ERROR)
+
+
+def split_lines(lines: Sequence[str], backend: str) -> list[str]:
+    """Sentences of the given paragraphs (never across a paragraph boundary), whitespace-collapsed."""
+    import kss
+
+    from koroberta.corpus.normalize import collapse_ws
+
+    out: list[str] = []
+    if not lines:
+        return out
+    with contextlib.redirect_stdout(io.StringIO()):
+        # kss returns List[str] (not List[List[str]]) for a one-element list: call it per shape
+        parts = ([kss.split_sentences(lines[0], backend=backend, num_workers=1)] if len(lines) == 1 else
+                 kss.split_sentences(list(lines), backend=backend, num_workers=1))
+    for sents in parts:
+        for s in sents:
+            s = collapse_ws(s)
+            if s:
+                out.append(s)
+    return out
+
+
+def _split_doc(task: tuple[int, str, str, str]) -> tuple[int, str, list[str]]:
+    idx, pid, text, backend = task
+    return idx, pid, split_lines(text.split("\n"), backend)
+
+
+def check_backend(backend: str) -> None:
+    """Fail early (one line) when a kss backend's analyzer is not installed (mecab usually)."""
+    if backend == "mecab":
+        try:
+            import mecab  # noqa: F401  (python-mecab-kor, what kss 6 uses)
+        except ImportError:
+            try:
+                import MeCab  # noqa: F401
+            except ImportError:
+                raise DependencyError("kss backend 'mecab' needs python-mecab-kor, which is not installed",
+                                      fix="use --backend punct (default) or pecab, or pip install python-mecab-kor"
+                                      ) from None
+    if backend == "pecab":
+        try:
+            import pecab  # noqa: F401
+        except ImportError:
+            raise DependencyError("kss backend 'pecab' needs the pecab package", fix="pip install pecab") from None
+
+
+def sentences(cfg: CorpusConfig, out_dir: str | Path, *, shard: int = 0, num_shards: int = 1, workers: int = 1,
+              force: bool = False, overwrite: bool = False) -> Path:
+    """kss-split the documents of ``clean/docs.jsonl`` with ``index % num_shards == shard``; writes
+    ``sentences.jsonl`` with ``{"idx","id","sentences"}`` per document (empty documents are kept as such so
+    every shard's indices stay aligned)."""
+    _check_shard(shard, num_shards)
+    check_backend(cfg.backend)
+    out_dir = Path(out_dir)
+    clean_dir = out_dir / "clean"
+    if read_manifest(clean_dir) is None:
+        raise InputError("clean step output missing or incomplete", path=clean_dir,
+                         fix="run `koroberta corpus clean OUT_DIR` (after all extract shards) first")
+    final = out_dir / shard_name("sentences", shard, num_shards)
+    conf = {**cfg.part(*SENTENCE_FIELDS), "shard": shard, "num_shards": num_shards}
+    inputs = {"clean": clean_dir}
+    if not force and is_complete(final, "corpus.sentences", conf, inputs):
+        log.info("sentences: %s is complete, skipping", final)
+        return final
+    total = read_manifest(clean_dir)["stats"]["documents"]
+    n_sent = 0
+    with StageOutput(final, stage="corpus.sentences", config=conf, inputs=inputs, overwrite=overwrite) as st:
+        tasks = ((i, r["id"], r["text"], cfg.backend) for i, r in enumerate(_read_jsonl(clean_dir / "docs.jsonl"))
+                 if i % num_shards == shard)
+        bar = _progress(f"sentences {shard}/{num_shards} ({cfg.backend})", "doc",
+                        total=len(range(shard, total, num_shards)))
+        with open(st.tmp / "sentences.jsonl", "w", encoding="utf-8", newline="\n") as out, \
+                _pool(workers, _init_kss) as pool:
+            results = pool.imap(_split_doc, tasks, chunksize=8) if pool else map(_split_doc, tasks)
+            for idx, pid, sents in results:
+                out.write(json.dumps({"idx": idx, "id": pid, "sentences": sents}, ensure_ascii=False) + "\n")
+                n_sent += len(sents)
+                bar.update(1)
+        bar.close()
+        st.stats.update({"documents": len(range(shard, total, num_shards)), "sentences": n_sent,
+                         "backend": cfg.backend})
+    return final
+
+
+# -- train/valid/test split -------------------------------------------------------------------------------------------
+def assign_split(page_id: str, salt: str, valid_fraction: float, test_fraction: float) -> str:
+    """Deterministic split of one document from a hash of (salt, page id): independent of order and sharding."""
+    h = hashlib.sha256(f"{salt}\0{page_id}".encode("utf-8")).digest()
+    u = int.from_bytes(h[:8], "big") / 2.0 ** 64
+    if u < valid_fraction:
+        return "valid"
+    if u < valid_fraction + test_fraction:
+        return "test"
+    return "train"
+
+
+def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force: bool = False,
+          overwrite: bool = False) -> Path:
+    """Merge the sentence shards in document order and write ``train.txt``/``valid.txt``/``test.txt`` (one
+    sentence per line, one blank line between documents, final newline) plus the report."""
+    out_dir = Path(out_dir)
+    shards = _shard_dirs(out_dir, "sentences", num_shards, "corpus.sentences")
+    final = out_dir / "split"
+    conf = {**cfg.part(*SPLIT_FIELDS), "backend": cfg.backend}
+    inputs = {f"sentences{i}": d for i, d in enumerate(shards)}
+    if not force and is_complete(final, "corpus.split", conf, inputs):
+        log.info("split: %s is complete, skipping", final)
+        return final
+    clean_m = read_manifest(out_dir / "clean")
+    extract_drops = (clean_m or {}).get("stats", {}).get("dropped", {})
+    docs = {s: 0 for s in SPLITS}
+    sents = {s: 0 for s in SPLITS}
+    chars = {s: 0 for s in SPLITS}
+    empty_docs = 0
+    doc_lens: list[int] = []
+    sent_lens: list[int] = []
+    with StageOutput(final, stage="corpus.split", config=conf, inputs=inputs, overwrite=overwrite) as st:
+        files = {s: open(st.tmp / f"{s}.txt", "w", encoding="utf-8", newline="\n") for s in SPLITS}
+        try:
+            merged = heapq.merge(*(_read_jsonl(d / "sentences.jsonl") for d in shards), key=lambda r: r["idx"])
+            for rec in merged:
+                ss = rec["sentences"]
+                if not ss:
+                    empty_docs += 1
+                    continue
+                part = assign_split(str(rec["id"]), cfg.split_salt, cfg.valid_fraction, cfg.test_fraction)
+                f = files[part]
+                f.write(("\n" if docs[part] else "") + "\n".join(ss) + "\n")
+                docs[part] += 1
+                sents[part] += len(ss)
+                n = sum(len(s) for s in ss)
+                chars[part] += n
+                doc_lens.append(n)
+                sent_lens.extend(len(s) for s in ss)
+        finally:
+            for f in files.values():
+                f.close()
+        drops = dict(extract_drops)
+        if empty_docs:
+            drops["no_sentences"] = empty_docs
+        st.stats.update({"documents": docs, "sentences": sents, "characters": chars,
+                         "dropped": dict(sorted(drops.items())), "backend": cfg.backend})
+        if cfg.report:
+            from koroberta.corpus.report import write_report
+
+            write_report(st.tmp, st.stats, doc_lens, sent_lens)
+    log.info("split: documents %s, sentences %s", docs, sents)
+    return final

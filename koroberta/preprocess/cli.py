@@ -1,0 +1,90 @@
+"""``koroberta preprocess {run,encode,binarize}``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from koroberta.preprocess.config import PreprocessConfig
+
+
+def _cfg(args: argparse.Namespace) -> PreprocessConfig:
+    base = {}
+    if getattr(args, "config", None):
+        from koroberta.config import load_yaml
+
+        base = load_yaml(args.config).get(PreprocessConfig.SECTION) or {}
+    return PreprocessConfig.from_args(args, base=base)
+
+
+def _workers(args: argparse.Namespace) -> int:
+    return args.workers or (os.cpu_count() or 1)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from koroberta.artifacts import read_manifest
+    from koroberta.preprocess.stage import preprocess
+
+    out = preprocess(_cfg(args), args.split_dir, args.vocab_dir, args.out, workers=_workers(args), force=args.force,
+                     overwrite=args.overwrite, progress=not args.no_progress)
+    s = (read_manifest(out) or {}).get("stats", {})
+    print(f"{out}: tokens {s.get('tokens')}, documents {s.get('documents')}, unk rate {s.get('unk_rate')}")
+    return 0
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from koroberta.preprocess.stage import encode_file
+
+    st = encode_file(_cfg(args), args.spm_model, args.input, args.output, workers=_workers(args),
+                     progress=not args.no_progress)
+    d = st.to_dict()
+    print(f"{args.output}: {d['lines']} lines, {d['pieces']} pieces, {d['pieces_per_line']} pieces/line, unk rate "
+          f"{d['unk_rate']}, {d['long_lines']} lines over max_line_tokens, repairs {d['repairs']}")
+    return 0
+
+
+def _cmd_binarize(args: argparse.Namespace) -> int:
+    from koroberta.artifacts import read_manifest
+    from koroberta.preprocess.stage import binarize
+
+    out = binarize(args.encoded_dir, args.vocab_dir, args.out, workers=_workers(args), force=args.force,
+                   overwrite=args.overwrite)
+    print(f"{out}: tokens {(read_manifest(out) or {}).get('stats', {}).get('tokens')}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=0, help="threads / fairseq workers (0 = all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("preprocess", help="encode with spm and binarize into a fairseq data-bin",
+                       description="Split text -> spm -> fairseq mmap data-bin.")
+    ps = p.add_subparsers(dest="preprocess_command", metavar="ACTION", required=True)
+    r = ps.add_parser("run", help="split dir + vocab dir -> complete data-bin (what `koroberta run` calls)")
+    r.add_argument("split_dir", help="directory with train.txt, valid.txt, test.txt")
+    r.add_argument("vocab_dir", help="output of `koroberta spm train` (spm.model, dict.txt)")
+    r.add_argument("out", help="data-bin output directory")
+    r.add_argument("--config", help="YAML file; its `preprocess:` section is the base config")
+    r.add_argument("--force", action="store_true")
+    r.add_argument("--overwrite", action="store_true")
+    _common(r)
+    PreprocessConfig.add_arguments(r)
+    r.set_defaults(func=_cmd_run)
+    e = ps.add_parser("encode", help="text -> spm piece text (blank lines kept, order preserved)")
+    e.add_argument("--spm-model", required=True)
+    e.add_argument("input")
+    e.add_argument("output")
+    e.add_argument("--config")
+    _common(e)
+    PreprocessConfig.add_arguments(e, exclude=("method", "keep_encoded"))
+    e.set_defaults(func=_cmd_encode)
+    b = ps.add_parser("binarize", help="{train,valid,test}.spm piece text -> data-bin with fairseq-preprocess")
+    b.add_argument("encoded_dir", help="directory with train.spm (valid.spm, test.spm optional)")
+    b.add_argument("vocab_dir", help="output of `koroberta spm train`; its dict.txt must belong to its spm.model")
+    b.add_argument("out")
+    b.add_argument("--force", action="store_true")
+    b.add_argument("--overwrite", action="store_true")
+    _common(b)
+    b.set_defaults(func=_cmd_binarize)

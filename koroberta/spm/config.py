@@ -1,0 +1,41 @@
+"""``spm:`` section — SentencePiece vocabulary training options."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from koroberta.config import Config, option
+
+
+@dataclasses.dataclass
+class SpmConfig(Config):
+    """How ``koroberta spm train`` builds the vocabulary (ids laid out by :mod:`koroberta.spm.layout`)."""
+
+    SECTION = "spm"
+
+    model_type: str = option("unigram", help="SentencePiece algorithm", choices=("unigram", "bpe"))
+    vocab_size: int = option(32000, help="spm pieces incl. <unk>,<s>,</s>; the fairseq/HF vocab adds <pad>, "
+                                         "fillers and <mask>")
+    character_coverage: float = option(0.9995, help="share of characters covered by the alphabet; the rest is <unk>")
+    normalization_rule_name: str = option("nmt_nfkc", help="spm normaliser, applied in training AND encoding (and "
+                                                           "carried into the HF tokenizer as its precompiled charsmap)",
+                                          choices=("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity"))
+    input_sentence_size: int = option(0, help="sample this many sentences for training (0 = all)")
+    shuffle: bool = option(True, help="sample randomly (reservoir, seeded) instead of taking the first N sentences")
+    seed: int = option(1, help="random seed of the sampler and of spm's trainer")
+    threads: int = option(0, help="trainer threads (0 = all cores); the result depends on this number, see docs")
+    pad_to: int = option(8, help="pad the final vocab (incl. <mask>) to a multiple of this with madeupword fillers")
+    max_sentence_length: int = option(4192, help="sentences longer than this many bytes are skipped by the trainer")
+    max_sentencepiece_length: int = option(16, help="longest piece in characters")
+    hard_vocab_limit: bool = option(True, help="fail when the text cannot support vocab_size pieces (false: accept "
+                                               "a smaller vocab)")
+    split_digits: bool = option(False, help="split numbers into single digits")
+
+    def validate(self) -> None:
+        self.require(self.vocab_size >= 16, f"vocab_size={self.vocab_size} is too small (>= 16)")
+        self.require(0.9 <= self.character_coverage <= 1.0, "character_coverage must be in [0.9, 1.0]")
+        self.require(self.input_sentence_size >= 0, "input_sentence_size must be >= 0 (0 = all)")
+        self.require(self.threads >= 0, "threads must be >= 0 (0 = all cores)")
+        self.require(1 <= self.pad_to <= 1024, "pad_to must be in 1..1024")
+        self.require(self.max_sentence_length >= 16, "max_sentence_length must be >= 16 bytes")
+        self.require(1 <= self.max_sentencepiece_length <= 64, "max_sentencepiece_length must be in 1..64")

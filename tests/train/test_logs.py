@@ -1,0 +1,36 @@
+"""fairseq json log parsing and the PNG report."""
+
+from koroberta.train.logs import draw_report, parse_lines
+
+LINES = """\
+2026-01-01 00:00:01 | INFO | train_inner | {"epoch": 1, "update": 0.1, "loss": "11.0", "ppl": "2048", "wps": "100", "num_updates": "5", "lr": "0.001", "gnorm": "3.0"}
+2026-01-01 00:00:02 | INFO | train_inner | {"epoch": 1, "update": 0.2, "loss": "10.5", "ppl": "1448", "wps": "120", "num_updates": "10", "lr": "0.0009", "gnorm": "2.0"}
+2026-01-01 00:00:02 | INFO | valid | {"epoch": 1, "valid_loss": "10.4", "valid_ppl": "1351", "valid_num_updates": "10", "valid_best_loss": "10.4"}
+2026-01-01 00:00:03 | INFO | train_inner | {"epoch": 1, "update": 0.3, "loss": "10.2", "ppl": "1176", "wps": "1
+# koroberta train: fairseq-train ... (restart after kill -9: update 15 is replayed)
+2026-01-01 00:01:03 | INFO | train_inner | {"epoch": 1, "update": 0.3, "loss": "10.1", "ppl": "1097", "wps": "90", "num_updates": "15", "lr": "0.0008", "gnorm": "1.5"}
+2026-01-01 00:01:04 | INFO | valid | {"epoch": 1, "valid_loss": "10.0", "valid_ppl": "1024", "valid_num_updates": "15", "valid_best_loss": "10.0"}
+2026-01-01 00:01:04 | INFO | train | {"epoch": 1, "train_loss": "10.5", "train_ppl": "1448", "train_num_updates": "15", "train_lr": "0.0008"}
+2026-01-01 00:01:04 | INFO | fairseq_cli.train | done training in 3.5 seconds
+""".splitlines()
+
+
+def test_parse_and_stats():
+    t = parse_lines(LINES)
+    assert sorted(t.inner) == [5, 10, 15] and sorted(t.valid) == [10, 15] and sorted(t.epoch) == [15]
+    assert t.inner[15]["loss"] == 10.1 and t.valid[15]["best_loss"] == 10.0 and t.epoch[15]["loss"] == 10.5
+    s = t.stats()
+    assert (s["updates"], s["first_train_loss"], s["final_train_loss"], s["final_valid_loss"]) == (15, 11.0, 10.1, 10.0)
+    assert t.series("inner", "lr") == ([5, 10, 15], [0.001, 0.0009, 0.0008])
+
+
+def test_empty_log_has_no_losses():
+    s = parse_lines(["nothing here"]).stats()
+    assert s["updates"] == 0 and s["final_train_loss"] is None
+
+
+def test_report_pngs(tmp_path):
+    paths = draw_report(parse_lines(LINES), tmp_path)
+    assert sorted(p.name for p in paths) == ["gnorm.png", "loss.png", "lr.png", "ppl.png", "wps.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000

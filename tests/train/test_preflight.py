@@ -1,0 +1,154 @@
+"""Preflight catches launch mistakes before any GPU time is spent."""
+
+import json
+import shutil
+
+import pytest
+
+from koroberta.artifacts import StageOutput, sha256_file, write_json
+from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
+from koroberta.train.config import TrainConfig
+from koroberta.train.preflight import TRAIN_STATE, preflight, read_mmap_sizes
+
+TINY = dict(encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_attention_heads=2,
+            tokens_per_sample=64, max_positions=64, sample_break_mode="none", min_free_disk_gb=0.0)
+CPU = (False, 0, "cpu")
+H100x4 = (True, 4, "NVIDIA H100 80GB HBM3")
+
+
+@pytest.fixture()
+def databin(tiny_databin, tmp_path):
+    d = tmp_path / "data-bin"
+    shutil.copytree(tiny_databin, d)
+    return d
+
+
+def test_good_databin_passes(databin, tmp_path):
+    pf = preflight(TrainConfig(**TINY), databin, tmp_path / "ckpt", cuda_info=CPU)
+    assert pf.vocab_size % 8 == 0 and pf.precision == "fp32" and not pf.cuda
+    assert pf.train_tokens == int(read_mmap_sizes(databin / "train.idx").sum()) > 10_000
+    assert pf.spm_model == databin / "spm.model" and pf.warnings == []
+    assert "effective batch: 16 sequences" not in pf.describe()  # batch 16 x uf 16 = 256
+    assert "256 sequences x 64 tokens = 16,384 tokens per update" in pf.describe()
+
+
+def test_manifest_is_used_when_present(databin, tmp_path):
+    # rebuild the data-bin as the preprocess stage does: StageOutput with tokens/spm/dict hashes in stats
+    out = tmp_path / "db2"
+    with StageOutput(out, stage="preprocess", config={}, inputs={}) as st:
+        for f in databin.iterdir():
+            shutil.copy(f, st.tmp / f.name)
+        st.stats.update(tokens={"train": 123456, "valid": 100, "test": 100}, spm_sha256=sha256_file(databin / "spm.model"),
+                        dict_sha256=sha256_file(databin / "dict.txt"))
+    assert preflight(TrainConfig(**TINY), out, tmp_path / "c", cuda_info=CPU).train_tokens == 123456
+    (out / "_COMPLETE").unlink()
+    with pytest.raises(InputError, match="no valid _COMPLETE"):
+        preflight(TrainConfig(**TINY), out, tmp_path / "c", cuda_info=CPU)
+
+
+def test_manifest_dict_hash_mismatch(databin, tmp_path):
+    out = tmp_path / "db3"
+    with StageOutput(out, stage="preprocess", config={}, inputs={}) as st:
+        for f in databin.iterdir():
+            shutil.copy(f, st.tmp / f.name)
+        st.stats.update(dict_sha256="0" * 64)
+    with pytest.raises(InputError, match="dict_sha256"):
+        preflight(TrainConfig(**TINY), out, tmp_path / "c", cuda_info=CPU)
+
+
+def test_truncated_output_listed_in_manifest(databin, tmp_path):
+    out = tmp_path / "db4"
+    with StageOutput(out, stage="preprocess", config={}, inputs={}) as st:
+        for f in databin.iterdir():
+            shutil.copy(f, st.tmp / f.name)
+    with open(out / "train.bin", "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(InputError, match="train.bin is missing or has the wrong size"):
+        preflight(TrainConfig(**TINY), out, tmp_path / "c", cuda_info=CPU)
+
+
+def test_dict_from_another_vocab(databin, tmp_path):
+    lines = (databin / "dict.txt").read_text(encoding="utf-8").splitlines()
+    lines[10], lines[11] = lines[11], lines[10]
+    (databin / "dict.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="does not belong to"):
+        preflight(TrainConfig(**TINY), databin, tmp_path / "c", cuda_info=CPU)
+
+
+def test_missing_split_and_bad_index(databin, tmp_path):
+    (databin / "valid.idx").write_bytes(b"not an index")
+    with pytest.raises(InputError, match="not a fairseq mmap index"):
+        preflight(TrainConfig(**TINY), databin, tmp_path / "c", cuda_info=CPU)
+    (databin / "train.bin").unlink()
+    with pytest.raises(InputError, match="train.bin missing"):
+        preflight(TrainConfig(**TINY), databin, tmp_path / "c", cuda_info=CPU)
+    with pytest.raises(InputError, match="not found"):
+        preflight(TrainConfig(**TINY), tmp_path / "nope", tmp_path / "c", cuda_info=CPU)
+
+
+def test_no_spm_model_is_a_warning(databin, tmp_path):
+    (databin / "spm.model").unlink()
+    pf = preflight(TrainConfig(**TINY), databin, tmp_path / "c", cuda_info=CPU)
+    assert pf.spm_model is None and "not checked" in pf.warnings[0]
+
+
+def test_blocks_longer_than_positions(databin, tmp_path):
+    # the fixture has one paragraph per line: at 64 tokens, 85% of tokens are in lines fairseq would drop
+    with pytest.raises(InputError, match="longer than tokens_per_sample-1=63"):
+        preflight(TrainConfig(**{**TINY, "sample_break_mode": "complete"}), databin, tmp_path / "c", cuda_info=CPU)
+    pf = preflight(TrainConfig(**{**TINY, "sample_break_mode": "complete", "tokens_per_sample": 256,
+                                  "max_positions": 256}), databin, tmp_path / "c", cuda_info=CPU)
+    assert "will be skipped" in pf.warnings[0]
+
+
+def test_gpu_checks(databin, tmp_path):
+    with pytest.raises(DependencyError, match="fp16 needs CUDA"):
+        preflight(TrainConfig(**TINY, precision="fp16"), databin, tmp_path / "c", cuda_info=CPU)
+    with pytest.raises(DependencyError, match="no CUDA device"):
+        preflight(TrainConfig(**TINY, device="cuda"), databin, tmp_path / "c", cuda_info=CPU)
+    with pytest.raises(DependencyError, match="ngpus=8 but only 4"):
+        preflight(TrainConfig(**TINY, ngpus=8, launcher="torchrun"), databin, tmp_path / "c", cuda_info=H100x4)
+    pf = preflight(TrainConfig(**TINY, ngpus=4, launcher="torchrun"), databin, tmp_path / "c", cuda_info=H100x4)
+    assert pf.cuda and pf.precision == "fp16" and pf.device_name.startswith("NVIDIA H100")
+    with pytest.raises(ConfigError, match="launcher: torchrun"):
+        preflight(TrainConfig(**TINY, ngpus=2, device="cpu"), databin, tmp_path / "c", cuda_info=CPU)
+
+
+def test_slurm_needs_an_allocation_unless_dry_run(databin, tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    cfg = TrainConfig(**TINY, launcher="slurm", nnodes=2, ngpus=8)
+    with pytest.raises(ConfigError, match="SLURM_JOB_ID"):
+        preflight(cfg, databin, tmp_path / "c", cuda_info=H100x4)
+    preflight(cfg, databin, tmp_path / "c", cuda_info=H100x4, dry_run=True)  # GPU count of other nodes unknown
+
+
+def test_recipe_batch_math(databin, tmp_path):
+    cfg = TrainConfig(**{**TINY, "recipe": "base", "batch_size": 16, "update_freq": 16, "ngpus": 4,
+                         "launcher": "torchrun"})
+    with pytest.raises(ConfigError, match=r"expects 2,048 sequences .* = 1,024.*update_freq: 32"):
+        preflight(cfg, databin, tmp_path / "c", cuda_info=H100x4)
+    ok = cfg.replace(update_freq=32)
+    assert preflight(ok, databin, tmp_path / "c", cuda_info=H100x4).batch.sequences == 2048
+
+
+def test_disk_space(databin, tmp_path):
+    with pytest.raises(OutputError, match="not enough free disk"):
+        preflight(TrainConfig(**{**TINY, "min_free_disk_gb": 1e9}), databin, tmp_path / "c", cuda_info=CPU)
+
+
+def test_save_dir_of_another_model_or_data(databin, tmp_path):
+    from koroberta.artifacts import fingerprint
+
+    save = tmp_path / "ckpt"
+    save.mkdir()
+    (save / "checkpoint_last.pt").write_bytes(b"x")
+    cfg = TrainConfig(**TINY)
+    vocab = preflight(cfg, databin, save, cuda_info=CPU).vocab_size
+    write_json(save / TRAIN_STATE, {**cfg.shape(), "vocab_size": vocab, "data_fingerprint": fingerprint(databin)})
+    pf = preflight(cfg.replace(lr=1e-3, max_update=50, warmup_updates=5), databin, save, cuda_info=CPU)
+    assert pf.supersede == {} and pf.warnings == []  # schedule change: resumable
+    pf = preflight(cfg.replace(encoder_layers=3), databin, save, cuda_info=CPU)
+    assert pf.supersede == {"encoder_layers": (2, 3)} and "superseded" in pf.warnings[0]
+    with open(databin / "train.bin", "ab") as f:
+        f.write(b"\0\0")  # another data-bin: a finished run must not be "resumed" on it
+    assert set(preflight(cfg, databin, save, cuda_info=CPU).supersede) == {"data_fingerprint"}
