@@ -131,7 +131,8 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
         summary["stages"]["preprocess"] = _stage_stats(data_bin)
     if last >= 3:
         t = step("train")
-        checkpoint = train(cfg.train, data_bin, wd / "checkpoints")
+        checkpoint = train(cfg.train, data_bin, wd / "checkpoints", force="train" in force,
+                           spm_model=vocab_dir / "spm.model")
         timings["train"] = time.perf_counter() - t
         summary["stages"]["train"] = _stage_stats(wd / "checkpoints")
     if last >= 4:
@@ -155,9 +156,9 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
 
 def run_fill_mask(model_dir: Path, sentences: list[str], top_k: int = 5) -> list[dict[str, Any]]:
     """``pipeline("fill-mask")`` on the exported directory — the way another project will load it."""
-    from transformers import pipeline
+    from koroberta.convert.hfcompat import import_transformers
 
-    fill = pipeline("fill-mask", model=str(model_dir), tokenizer=str(model_dir), device="cpu")
+    fill = import_transformers().pipeline("fill-mask", model=str(model_dir), tokenizer=str(model_dir), device="cpu")
     out = []
     for s in sentences:
         if fill.tokenizer.mask_token not in s:
@@ -193,7 +194,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"{par.get('logit_sentences', '?')} sentences; token ids: {par.get('token_id_mismatches', '?')} "
                      f"mismatches in {par.get('token_id_lines', '?')} lines")
     for fm in summary.get("fill_mask", []):
-        preds = ", ".join(f"{p['token']}({p['score']:.2f})" for p in fm["predictions"])
+        preds = ", ".join(f"{p['token']!r} {p['score']:.2f}" for p in fm["predictions"])
         lines.append(f"  fill-mask  {fm['sentence']} -> {preds}")
     if f := st.get("finetune"):
         lines.append(f"  finetune   NSMC accuracy {f.get('accuracy', '?')}, F1 {f.get('f1', '?')} "

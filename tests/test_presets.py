@@ -1,0 +1,41 @@
+"""The shipped presets load, validate, and say what their comments claim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from koroberta.pipeline import PipelineConfig
+from koroberta.train.command import effective_batch, fairseq_args
+from koroberta.train.config import RECIPES
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", ["demo", "base", "koroberta-8k"])
+def test_preset_loads(name):
+    cfg = PipelineConfig.load(CONFIGS / f"{name}.yaml")
+    assert cfg.train.tokens_per_sample <= cfg.train.max_positions
+
+
+@pytest.mark.parametrize("name,sequences,lr,warmup,updates", [
+    ("base", 2048, 5e-4, 10000, 125000),
+    ("koroberta-8k", 8192, 7e-4, 6000, 100000),
+])
+def test_recipe_presets_match_the_papers(name, sequences, lr, warmup, updates):
+    t = PipelineConfig.load(CONFIGS / f"{name}.yaml").train
+    b = effective_batch(t)
+    assert b.sequences == sequences == RECIPES[t.recipe]
+    assert b.tokens == sequences * 512
+    assert (t.lr, t.warmup_updates, t.max_update, t.tokens_per_sample) == (lr, warmup, updates, 512)
+    args = fairseq_args(t, "DATA", "SAVE", cuda=True)
+    assert "--fp16" in args and "--bf16" not in args
+    assert args[args.index("--arch") + 1] == "roberta_base"
+
+
+def test_demo_is_cpu_sized():
+    cfg = PipelineConfig.load(CONFIGS / "demo.yaml")
+    assert Path(cfg.source).parts[:2] == ("data", "demo")  # the embedded sample, never ../shared
+    assert cfg.train.device == "cpu" and cfg.train.max_update <= 2000
+    assert cfg.spm.threads == 1  # spm output depends on the thread count: pinned for reproducibility
