@@ -46,7 +46,9 @@ if "$VENV/bin/python" -c "import importlib.util as u; exit(0 if u.find_spec('tor
     pip uninstall -q -y torchaudio >&2   # a venv from an older setup: drop the broken build
 fi
 # 3. the project and its pure-Python deps, torch held at the pin
-pip install -q -c "$torch_pin" -c requirements/constraints.txt -e ".[$EXTRAS]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+# (pip's resolver then reports "fairseq-fixed requires torchaudio, which is not installed": expected, see step 2)
+pip install -q -c "$torch_pin" -c requirements/constraints.txt -e ".[$EXTRAS]" 2>&1 \
+    | grep -v -e "^WARNING: Location" -e "requires torchaudio" -e "^ERROR: pip's dependency resolver" >&2 || true
 "$VENV/bin/python" -c "import koroberta, fairseq, sentencepiece, kss, transformers; from transformers import pipeline, RobertaForMaskedLM" \
     || { echo "error: environment check failed in $VENV — delete $VENV and rerun scripts/setup_env.sh" >&2; exit 1; }
 echo "$want" > "$stamp"

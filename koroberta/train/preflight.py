@@ -160,8 +160,13 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
     # -- devices ------------------------------------------------------------------------------------------------------
     has_cuda, n_cuda, name = cuda_info if cuda_info is not None else detect_cuda()
     if cfg.device == "cuda" and not has_cuda:
-        raise DependencyError("device: cuda requested but torch sees no CUDA device",
-                              fix="run on a GPU machine, or set train.device: cpu (and precision: fp32)")
+        if not dry_run:
+            raise DependencyError("device: cuda requested but torch sees no CUDA device",
+                                  fix="run on a GPU machine, or set train.device: cpu (and precision: fp32)")
+        # a dry run on a login node (no GPU) plans the GPU job: build its command as it will run there
+        warnings.append("dry run: no CUDA device on this machine; showing the command for the GPU nodes "
+                        "(GPU count and precision are checked when the job starts)")
+        has_cuda, n_cuda, name = True, max(cfg.ngpus, 1), "cuda (planned; none on this machine)"
     cuda = has_cuda and cfg.device != "cpu"
     if cfg.precision in ("fp16", "amp") and not cuda:
         raise DependencyError(f"precision: {cfg.precision} needs CUDA, and none is "

@@ -152,3 +152,12 @@ def test_save_dir_of_another_model_or_data(databin, tmp_path):
     with open(databin / "train.bin", "ab") as f:
         f.write(b"\0\0")  # another data-bin: a finished run must not be "resumed" on it
     assert set(preflight(cfg, databin, save, cuda_info=CPU).supersede) == {"data_fingerprint"}
+
+
+def test_dry_run_on_a_machine_without_gpus_plans_the_gpu_job(databin, tmp_path):
+    """A login node has no GPU; --dry-run there must show the fp16 multi-GPU command, a real launch must refuse."""
+    cfg = TrainConfig(**{**TINY, "device": "cuda", "precision": "fp16", "ngpus": 8, "launcher": "torchrun"})
+    pf = preflight(cfg, databin, tmp_path / "c", dry_run=True, cuda_info=CPU)
+    assert pf.cuda and pf.precision == "fp16" and any("dry run" in w for w in pf.warnings)
+    with pytest.raises(DependencyError, match="no CUDA device"):
+        preflight(cfg, databin, tmp_path / "c", cuda_info=CPU)
