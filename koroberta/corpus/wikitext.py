@@ -38,7 +38,10 @@ _REF_SELF = re.compile(r"<ref\b[^>]*/>", re.I)
 _REF_PAIR = re.compile(r"<ref\b[^>/]*(?:/(?!>)[^>/]*)*>(?:(?!<ref[\s>/]|\n\n).)*?</ref\s*>", re.S | re.I)
 _REF_OPEN = re.compile(r"<ref\b[^>\n]*>[^\n]*", re.I)
 _REF_CLOSE = re.compile(r"</ref\s*>", re.I)
-_BRACE_TOK = re.compile(r"^[ \t]*\{\||^[ \t]*\|\}(?!\})|\{\{|\}\}", re.M)
+# Table tokens count only at a line start (after spaces/tabs). Matched as ``\n[ \t]*{|`` in "\n" + text rather than
+# ``^[ \t]*{|`` with re.M: every branch then starts with a literal, so sre skips ahead on a charset prefix instead
+# of trying four branches at every character (1.29 s -> 0.41 s for the 20k bench dump's 272k tokens).
+_BRACE_TOK = re.compile(r"\{\{|\}\}|\n[ \t]*(?:\{\||\|\}(?!\}))")
 _LINK_TOK = re.compile(r"\[\[|\]\]")
 _LANG_TPL = re.compile(r"\{\{\s*(?:lang|llang|lang-[a-z]+)\s*\|\s*[A-Za-z-]+\s*\|([^{}|\[\]]*)\}\}$", re.I)
 _FILE_NS = {"파일", "그림", "file", "image", "미디어", "media", "분류", "category", "틀", "template", "위키백과",
@@ -47,7 +50,9 @@ _KEEP_TEXT_NS = {"틀", "template", "위키백과", "wikipedia", "wp", "특수",
                  "module", "도움말", "help", "사용자", "user"}
 _INTERLANG = re.compile(r"[a-z]{2,3}(?:-[a-z]{1,8})*")
 _EXTLINK = re.compile(r"\[(?:https?:|ftp:)?//[^\s\]]*\s*([^\]\n]*)\]")
-_QUOTES = re.compile(r"'{2,}")
+# ``''+``, not ``'{2,}``: a literal prefix lets sre skip ahead with a fast search (0.62 s -> 0.04 s on the 20k bench
+# dump); same matches (runs of 2+ quotes)
+_QUOTES = re.compile(r"''+")
 _MAGIC = re.compile(r"__[A-Z]{2,}__")
 _HTML_TAG = re.compile(
     r"</?(?:br|small|big|sup|sub|span|div|p|b|i|u|s|strike|del|ins|center|font|blockquote|poem|nowiki|abbr|code|"
@@ -104,28 +109,31 @@ def strip_braces(text: str) -> str:
     spans: list[tuple[int, int, str | None]] = []
     tpl: list[int] = []
     tab: list[int] = []
-    for m in _BRACE_TOK.finditer(text):
-        tok = m.group().strip(" \t")
+    # positions in "\n" + text are text positions + 1; a table token's m.start() (its "\n") is therefore already
+    # its line start in text
+    for m in _BRACE_TOK.finditer("\n" + text):
+        tok = m.group()
         if tok == "{{":
-            tpl.append(m.start())
+            tpl.append(m.start() - 1)
         elif tok == "}}":
+            end = m.end() - 1
             if tpl:
                 s = tpl.pop()
                 rep = None
-                if text.startswith("{{", s) and text[s + 2:s + 6].lower() in ("lang", "llan"):
-                    lm = _LANG_TPL.match(text, s, m.end())
-                    if lm and lm.end() == m.end():
+                if text[s + 2:s + 6].lower() in ("lang", "llan"):
+                    lm = _LANG_TPL.match(text, s, end)
+                    if lm and lm.end() == end:
                         rep = lm.group(1).strip()
-                spans.append((s, m.end(), rep))
+                spans.append((s, end, rep))
             else:
-                spans.append((m.start(), m.end(), None))  # stray }}
-        elif tok == "{|":
+                spans.append((end - 2, end, None))  # stray }}
+        elif tok[-1] == "|":  # {|
             tab.append(m.start())
         else:  # |}
             if tab:
-                spans.append((tab.pop(), m.end(), None))
+                spans.append((tab.pop(), m.end() - 1, None))
             else:
-                spans.append((m.start(), m.end(), None))
+                spans.append((m.start(), m.end() - 1, None))
     # unclosed openings: remove to the end of their paragraph only
     for s in tpl + tab:
         spans.append((s, max(_para_end(text, s), s + 2), None))
