@@ -40,7 +40,8 @@ pip install -q "$TORCH_SPEC" -c requirements/constraints.txt numpy cython ninja 
 #    speech tasks, which we never import.
 pip install -q --no-build-isolation --no-deps fairseq-fixed==0.12.3.1 2>&1 | grep -v "^WARNING: Location" >&2 || true
 pip install -q -c "$torch_pin" -c requirements/constraints.txt hydra-core==1.3.2 omegaconf==2.3.0 \
-    cffi regex sacrebleu bitarray scikit-learn packaging tqdm 2>&1 | grep -v "^WARNING: Location" >&2 || true
+    cffi regex sacrebleu bitarray scikit-learn packaging tqdm 2>&1 \
+    | grep -v -e "^WARNING: Location" -e "requires torchaudio" -e "^ERROR: pip's dependency resolver" >&2 || true
 if "$VENV/bin/python" -c "import importlib.util as u; exit(0 if u.find_spec('torchaudio') else 1)" \
    && ! "$VENV/bin/python" -c "import torchaudio" 2>/dev/null; then
     pip uninstall -q -y torchaudio >&2   # a venv from an older setup: drop the broken build
