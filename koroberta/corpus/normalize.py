@@ -51,28 +51,22 @@ def collapse_ws(s: str) -> str:
     return " ".join(s.split())
 
 
-def clean_text(s: str) -> str:
-    """NFC + whitespace collapse + control/zero-width removal, stripped. See the module docstring."""
-    s = _DELETE.sub("", s)
-    if not unicodedata.is_normalized("NFC", s):
-        s = unicodedata.normalize("NFC", s)
-    return " ".join(s.split())
-
-
-def normalize_form(s: str, form: str) -> str:
-    """Apply ``form`` ("NFC", "NFKC", "none") then the same whitespace/control cleaning as :func:`clean_text`."""
-    s = _DELETE.sub("", s)
-    if form != "none" and not unicodedata.is_normalized(form, s):
-        s = unicodedata.normalize(form, s)
-    return " ".join(s.split())
-
-
 def normalize_block(s: str, form: str) -> str:
-    """Controls removed and ``form`` applied to a multi-line block, newlines kept (per-line collapse is separate)."""
+    """Controls removed and ``form`` ("NFC", "NFKC", "none") applied to a multi-line block, newlines kept."""
     s = _DELETE.sub("", s)
     if form != "none" and not unicodedata.is_normalized(form, s):
         s = unicodedata.normalize(form, s)
     return s
+
+
+def normalize_form(s: str, form: str) -> str:
+    """:func:`normalize_block` then every whitespace run -> one space, stripped: one line of text."""
+    return " ".join(normalize_block(s, form).split())
+
+
+def clean_text(s: str) -> str:
+    """NFC + whitespace collapse + control/zero-width removal, stripped. See the module docstring."""
+    return normalize_form(s, "NFC")
 
 
 __all__ = ["clean_text", "normalize_form", "normalize_block", "collapse_ws", "strip_controls"]

@@ -6,19 +6,19 @@ piece *spelled with that character*; if the character is whitespace to Python, t
 piece and every later id in the line shifts relative to spm's own ids. Normalising whitespace/control characters
 before spm sees the line removes that failure mode for both the text path and the fused path.
 
-``koroberta.corpus.normalize.clean_text`` (the corpus stage) is used when it exists; otherwise an equivalent
-private implementation (whitespace -> " ", other C0/C1 controls removed).
+The repair is the corpus stage's own cleaner (``koroberta.corpus.normalize.clean_text``), so a repaired line is
+exactly what the corpus stage would have written.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
+from koroberta.corpus.normalize import clean_text
 from koroberta.errors import InputError
 
 # literal fairseq/HF special tokens inside text: spm splits them into ordinary pieces (no id shift), but an HF
@@ -28,25 +28,6 @@ _SPECIAL_RE = re.compile("|".join(re.escape(s) for s in SPECIAL_LITERALS))
 # anything clean_text would change: C0/C1 controls (except \n, which never occurs inside a line) and every Python
 # whitespace character other than the plain space
 _DIRTY_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]|[^\S ]")
-_WS_RE = re.compile(r"[^\S ]")
-
-
-def _private_clean_text(s: str) -> str:
-    s = _WS_RE.sub(" ", s)
-    return "".join(ch for ch in s if unicodedata.category(ch) != "Cc")
-
-
-def _clean_text_impl() -> Callable[[str], str]:
-    try:
-        from koroberta.corpus.normalize import clean_text  # type: ignore[attr-defined]
-    except ImportError:
-        return _private_clean_text
-
-    def both(s: str) -> str:
-        # the corpus cleaner may leave odd whitespace that fairseq would split on; ours is idempotent on its output
-        return _private_clean_text(clean_text(s))
-
-    return both
 
 
 @dataclass
@@ -96,8 +77,7 @@ def _decode(lines: list[bytes], first_lineno: int, path: Path, policy: str, rep:
     return parts
 
 
-def _repair(chunk: list[str], first_lineno: int, path: Path, policy: str, rep: Repairs,
-            clean: Callable[[str], str]) -> list[str]:
+def _repair(chunk: list[str], first_lineno: int, path: Path, policy: str, rep: Repairs) -> list[str]:
     joined = "\n".join(chunk)  # one regex pass over the chunk: the common (clean) case costs ~1 ms per 20k lines
     if _DIRTY_RE.search(joined):
         for k, line in enumerate(chunk):
@@ -107,7 +87,7 @@ def _repair(chunk: list[str], first_lineno: int, path: Path, policy: str, rep: R
                     bad = _DIRTY_RE.search(line).group()  # type: ignore[union-attr]
                     raise InputError(f"line {n} contains control/whitespace character {bad!r}", path=path,
                                      fix="clean the text with `koroberta corpus`, or set bad_lines: repair")
-                chunk[k] = clean(line)
+                chunk[k] = clean_text(line)
                 rep.control_or_whitespace += 1
                 rep.note(n, "control/whitespace characters normalised")
     if _SPECIAL_RE.search(joined):
@@ -135,7 +115,6 @@ def iter_line_chunks(path: str | Path, chunk_lines: int = 20000, *, policy: str 
     if not p.is_file():
         raise InputError("text file not found", path=p, fix="run `koroberta corpus` first or pass the right split dir")
     rep = repairs if repairs is not None else Repairs()
-    clean = _clean_text_impl()
     lineno = 1
     with open(p, "rb") as f:
         while True:
@@ -143,5 +122,5 @@ def iter_line_chunks(path: str | Path, chunk_lines: int = 20000, *, policy: str 
             if not raw:
                 break
             chunk = _decode(raw, lineno, p, policy, rep)
-            yield _repair(chunk, lineno, p, policy, rep, clean)
+            yield _repair(chunk, lineno, p, policy, rep)
             lineno += len(raw)

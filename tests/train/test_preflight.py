@@ -23,6 +23,15 @@ def databin(tiny_databin, tmp_path):
     return d
 
 
+def as_stage_output(databin, out, **stats):
+    """Rebuild ``databin`` at ``out`` the way the preprocess stage writes it: StageOutput, ``stats`` in the manifest."""
+    with StageOutput(out, stage="preprocess", config={}, inputs={}) as st:
+        for f in databin.iterdir():
+            shutil.copy(f, st.tmp / f.name)
+        st.stats.update(stats)
+    return out
+
+
 def test_good_databin_passes(databin, tmp_path):
     pf = preflight(TrainConfig(**TINY), databin, tmp_path / "ckpt", cuda_info=CPU)
     assert pf.vocab_size % 8 == 0 and pf.precision == "fp32" and not pf.cuda
@@ -33,13 +42,8 @@ def test_good_databin_passes(databin, tmp_path):
 
 
 def test_manifest_is_used_when_present(databin, tmp_path):
-    # rebuild the data-bin as the preprocess stage does: StageOutput with tokens/spm/dict hashes in stats
-    out = tmp_path / "db2"
-    with StageOutput(out, stage="preprocess", config={}, inputs={}) as st:
-        for f in databin.iterdir():
-            shutil.copy(f, st.tmp / f.name)
-        st.stats.update(tokens={"train": 123456, "valid": 100, "test": 100}, spm_sha256=sha256_file(databin / "spm.model"),
-                        dict_sha256=sha256_file(databin / "dict.txt"))
+    out = as_stage_output(databin, tmp_path / "db2", tokens={"train": 123456, "valid": 100, "test": 100},
+                          spm_sha256=sha256_file(databin / "spm.model"), dict_sha256=sha256_file(databin / "dict.txt"))
     assert preflight(TrainConfig(**TINY), out, tmp_path / "c", cuda_info=CPU).train_tokens == 123456
     (out / "_COMPLETE").unlink()
     with pytest.raises(InputError, match="no valid _COMPLETE"):
@@ -47,20 +51,13 @@ def test_manifest_is_used_when_present(databin, tmp_path):
 
 
 def test_manifest_dict_hash_mismatch(databin, tmp_path):
-    out = tmp_path / "db3"
-    with StageOutput(out, stage="preprocess", config={}, inputs={}) as st:
-        for f in databin.iterdir():
-            shutil.copy(f, st.tmp / f.name)
-        st.stats.update(dict_sha256="0" * 64)
+    out = as_stage_output(databin, tmp_path / "db3", dict_sha256="0" * 64)
     with pytest.raises(InputError, match="dict_sha256"):
         preflight(TrainConfig(**TINY), out, tmp_path / "c", cuda_info=CPU)
 
 
 def test_truncated_output_listed_in_manifest(databin, tmp_path):
-    out = tmp_path / "db4"
-    with StageOutput(out, stage="preprocess", config={}, inputs={}) as st:
-        for f in databin.iterdir():
-            shutil.copy(f, st.tmp / f.name)
+    out = as_stage_output(databin, tmp_path / "db4")
     with open(out / "train.bin", "r+b") as f:
         f.truncate(100)
     with pytest.raises(InputError, match="train.bin is missing or has the wrong size"):
