@@ -181,7 +181,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  corpus     documents: {splits(c.get('documents'))}")
         lines.append(f"             sentences: {splits(c.get('sentences'))}")
     if s := st.get("spm"):
-        lines.append(f"  spm        pieces {s.get('pieces', '?')}, fairseq/HF vocab {s.get('vocab_size', s.get('final_vocab_size', '?'))} "
+        lines.append(f"  spm        pieces {s.get('pieces', '?')}, fairseq/HF vocab {s.get('final_vocab_size', '?')} "
                      f"(fillers {s.get('fillers', '?')})")
     if p := st.get("preprocess"):
         lines.append(f"  preprocess tokens: {splits(p.get('tokens'))}; unk rate {p.get('unk_rate', '?')}")

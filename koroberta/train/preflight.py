@@ -202,8 +202,7 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
     # -- data vs positions --------------------------------------------------------------------------------------------
     sizes = read_mmap_sizes(data_bin / "train.idx")
     read_mmap_sizes(data_bin / "valid.idx")
-    tokens = stats.get("tokens")  # the preprocess manifest counts tokens per split
-    train_tokens = int((tokens.get("train") if isinstance(tokens, dict) else tokens) or sizes.sum())
+    train_tokens = int(stats.get("tokens", {}).get("train") or sizes.sum())  # preprocess counts per split
     if len(sizes) == 0 or int(sizes.sum()) == 0:
         raise InputError("train split is empty", path=data_bin / "train.idx", fix="rebuild the corpus/data-bin")
     if cfg.sample_break_mode != "none":
