@@ -34,6 +34,7 @@ from koroberta.errors import ConfigError, DependencyError, InputError
 log = logging.getLogger("koroberta.corpus")
 
 SPLITS = ("train", "valid", "test")
+_json_str = json.encoder.encode_basestring  # C; the ensure_ascii=False flavour json.dumps uses
 _BATCH = 32  # pages per worker task: ~0.3 MB of wikitext, amortises pickling; ordered imap keeps source order
 
 
@@ -55,8 +56,17 @@ def _progress(desc: str, unit: str, total: int | None = None):
 
 
 # -- extract ----------------------------------------------------------------------------------------------------------
-def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[int, str, str, str | None, str]]:
-    """Worker: wikitext -> lines for a batch of pages. Returns (ord, id, title, text|None, drop reason)."""
+def _doc_json(ordinal: int, pid: str, title: str, text: str) -> str:
+    """``json.dumps({"ord", "id", "title", "text"}, ensure_ascii=False) + "\n"``, byte for byte, ~2x faster on the
+    text. Cleaned text holds no control character but the ``\n`` between lines (normalisation deletes the C0/C1
+    controls and turns every other whitespace character into a space), so backslash, quote and newline are all
+    that JSON escapes in it (tested against json.dumps)."""
+    body = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'{{"ord": {ordinal}, "id": {_json_str(pid)}, "title": {_json_str(title)}, "text": "{body}"}}\n'
+
+
+def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[int, str | None, str, int]]:
+    """Worker: wikitext -> lines for a batch of pages. Returns (ord, docs.jsonl line | None, drop reason, chars)."""
     from koroberta.corpus.normalize import collapse_ws, normalize_block
     from koroberta.corpus.wikitext import is_disambiguation, wikitext_to_lines
 
@@ -64,7 +74,7 @@ def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[int, st
     out = []
     for ordinal, pid, title, text, clean in pages:
         if not clean and not opt["keep_disambiguation"] and is_disambiguation(text):
-            out.append((ordinal, pid, title, None, "disambiguation"))
+            out.append((ordinal, None, "disambiguation", 0))
             continue
         if clean:
             block = normalize_block(text, opt["normalization"])
@@ -75,11 +85,11 @@ def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[int, st
                                       min_line_chars=opt["min_line_chars"])
         body = "\n".join(lines)
         if not body:
-            out.append((ordinal, pid, title, None, "empty_after_cleaning"))
+            out.append((ordinal, None, "empty_after_cleaning", 0))
         elif len(body) < opt["min_chars"]:
-            out.append((ordinal, pid, title, None, "too_short"))
+            out.append((ordinal, None, "too_short", 0))
         else:
-            out.append((ordinal, pid, title, body, ""))
+            out.append((ordinal, _doc_json(ordinal, pid, title, body), "", len(body)))
     return out
 
 
@@ -96,7 +106,7 @@ def _batches(pages: Iterable, shard: int, num_shards: int, drops: dict[str, int]
         if p.redirect or (not p.clean and is_redirect_text(p.text)):
             drops["redirect"] = drops.get("redirect", 0) + 1
             continue
-        if not p.text.strip():
+        if not p.text or p.text.isspace():  # = not p.text.strip(), without copying the page
             drops["empty"] = drops.get("empty", 0) + 1
             continue
         batch.append((p.ord, p.id, p.title, p.text, p.clean))
@@ -149,19 +159,19 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
     kept = chars = 0
     with StageOutput(final, stage="corpus.extract", config=conf, inputs=inputs, overwrite=overwrite) as st:
         bar = _progress(f"extract {shard}/{num_shards}", "page")
-        pages = iter_source(source, rstats, dbname=cfg.dbname)
+        # the reader decodes bz2 with as many threads as there are cleaning workers, so it keeps up with them
+        pages = iter_source(source, rstats, dbname=cfg.dbname, decompress_threads=workers)
         with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as out, _pool(workers) as pool:
             tasks = _batches(pages, shard, num_shards, drops, opt)
             results = pool.imap(_clean_batch, tasks) if pool else map(_clean_batch, tasks)
             for res in results:
-                for ordinal, pid, title, text, reason in res:
-                    if text is None:
+                for _ordinal, line, reason, nchars in res:
+                    if line is None:
                         drops[reason] = drops.get(reason, 0) + 1
                         continue
-                    out.write(json.dumps({"ord": ordinal, "id": pid, "title": title, "text": text},
-                                         ensure_ascii=False) + "\n")
+                    out.write(line)
                     kept += 1
-                    chars += len(text)
+                    chars += nchars
                 bar.n = rstats.pages
                 bar.update(0)
         bar.close()

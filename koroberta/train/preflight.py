@@ -14,9 +14,7 @@ import shutil
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from koroberta.artifacts import MANIFEST, fingerprint, read_json, read_manifest, sha256_file
 from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
@@ -24,6 +22,9 @@ from koroberta.spm.layout import FAIRSEQ_SPECIALS, check_dict_matches, read_dict
 from koroberta.train.command import EffectiveBatch, effective_batch, resolve_precision
 from koroberta.train.config import RECIPES, TrainConfig
 from koroberta.train.flops import ModelShape, shape_from_config
+
+if TYPE_CHECKING:  # numpy is imported where it is used: every `koroberta` command imports this module
+    import numpy as np
 
 log = logging.getLogger("koroberta.train")
 
@@ -69,6 +70,8 @@ class Preflight:
 def read_mmap_sizes(idx_path: Path) -> np.ndarray:
     """Token counts per line from a fairseq mmap ``.idx`` (format of fairseq.data.indexed_dataset.MMapIndexedDataset:
     magic, u64 version, u8 dtype, u64 count, u64 doc_count, int32 sizes[count], ...)."""
+    import numpy as np
+
     try:
         with open(idx_path, "rb") as f:
             head = f.read(34)

@@ -1,6 +1,7 @@
 import bz2
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -113,12 +114,86 @@ def _no_complete(out: Path):
     return not any((p / "_COMPLETE").exists() for p in out.glob("*")) if out.exists() else True
 
 
-def test_truncated_bz2(tmp_path, tiny_dump):
+@pytest.fixture(params=["indexed_bzip2", "stdlib"])
+def bz2_decoder(request, monkeypatch):
+    """Run a test with each bz2 decoder: indexed_bzip2 (the default when installed) and the stdlib fallback."""
+    from koroberta.corpus import sources
+
+    if request.param == "indexed_bzip2":
+        pytest.importorskip("indexed_bzip2")
+    monkeypatch.setattr(sources, "_FORCE_STDLIB_BZ2", request.param == "stdlib")
+    return request.param
+
+
+def test_truncated_bz2(tmp_path, tiny_dump, bz2_decoder):
     bad = tmp_path / "kowiki-cut.xml.bz2"
     bad.write_bytes(tiny_dump.read_bytes()[: tiny_dump.stat().st_size // 2])
     with pytest.raises(InputError, match=r"truncated.*MB.*pages read.*re-download"):
         extract(CorpusConfig(), bad, tmp_path / "o")
     assert _no_complete(tmp_path / "o")
+    garbage = tmp_path / "kowiki-garbage.xml.bz2"
+    garbage.write_bytes(tiny_dump.read_bytes()[:4096] + bytes(range(256)) * 64)
+    with pytest.raises(InputError, match=r"(truncated|corrupt).*re-download"):
+        extract(CorpusConfig(), garbage, tmp_path / "o")
+    assert _no_complete(tmp_path / "o")
+
+
+def test_bz2_decoders_and_threads_agree(tmp_path, tiny_dump, tiny_extract, bz2_decoder):
+    """Same docs.jsonl from either decoder, with 1 or 2 decode threads, and from a multistream .bz2."""
+    want = (tiny_extract[0] / "docs.jsonl").read_bytes()
+    xml = bz2.decompress(tiny_dump.read_bytes())
+    multi = tmp_path / "kowiki-multistream.xml.bz2"
+    multi.write_bytes(bz2.compress(xml[: len(xml) // 3]) + bz2.compress(xml[len(xml) // 3:]))
+    for src, workers in ((tiny_dump, 1), (tiny_dump, 2), (multi, 1)):
+        d = extract(CorpusConfig(), src, tmp_path / f"o-{src.stem}-{workers}", workers=workers)
+        assert (d / "docs.jsonl").read_bytes() == want
+
+
+def test_reader_follows_the_export_schema(tmp_path):
+    """Page id (not revision/contributor id), redirect flag, last revision's text, entities, CRLF, empty text."""
+    from koroberta.corpus.sources import ReadStats, iter_dump
+
+    xml = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/" version="0.11">\r\n<siteinfo><dbname>kowiki'
+           '</dbname></siteinfo>\n'
+           '<page><title>A &amp; B</title><ns>0</ns><id> 7 </id><revision><id>70</id><contributor><id>9</id>'
+           '</contributor><text bytes="3">첫 판</text></revision><revision><id>71</id>'
+           '<text xml:space="preserve">둘째 &lt;ref&gt;판&lt;/ref&gt; &amp;nbsp; &#xAC00;\r\n끝</text><sha1>x</sha1>'
+           '</revision></page>\n'
+           '<page><title>R</title><ns>0</ns><id>8</id><redirect title="A" /><revision><id>80</id>'
+           '<text bytes="0" /></revision></page>\n'
+           '<page><title>틀:X</title><ns>10</ns><id></id><revision><text>{{x}}</text></revision></page>'
+           '</mediawiki>')
+    path = tmp_path / "kowiki.xml"
+    path.write_text(xml, encoding="utf-8")
+    stats = ReadStats()
+    pages = list(iter_dump(path, stats))
+    assert [(p.ord, p.id, p.title, p.ns, p.redirect) for p in pages] == [
+        (0, "7", "A & B", 0, False), (1, "8", "R", 0, True), (2, "ord2", "틀:X", 10, False)]
+    assert pages[0].text == "둘째 <ref>판</ref> &nbsp; 가\n끝"
+    assert pages[1].text == "" and pages[2].text == "{{x}}"
+    assert stats.pages == 3 and stats.dbname == "kowiki"
+    cut = tmp_path / "kowiki-cut.xml"
+    cut.write_text(xml[: xml.index("<page><title>R")], encoding="utf-8")
+    with pytest.raises(InputError, match=r"XML ends early.*1 pages read"):
+        list(iter_dump(cut, ReadStats()))
+    broken = tmp_path / "kowiki-broken.xml"
+    broken.write_text(xml.replace("</title><ns>0</ns><id>8", "</titel><ns>0</ns><id>8"), encoding="utf-8")
+    with pytest.raises(InputError, match=r"not well-formed XML.*mismatched tag"):
+        list(iter_dump(broken, ReadStats()))
+
+
+def test_doc_json_is_json_dumps():
+    from koroberta.corpus.normalize import normalize_form
+    from koroberta.corpus.steps import _doc_json
+
+    rng = random.Random(5)
+    pool = ['"', "\\", "\n", "\t", "\x00", "\x1f", "\x7f", "\u2028", "\u00a0", "가", "a", " ", "\u200b", "'", "/"]
+    for _ in range(2000):
+        raw = ["".join(rng.choice(pool) for _ in range(rng.randint(0, 12))) for _ in range(rng.randint(1, 4))]
+        text = "\n".join(x for x in (normalize_form(r, "NFC") for r in raw) if x)  # what cleaning can emit
+        title = "".join(rng.choice(pool) for _ in range(rng.randint(0, 6)))  # titles are not cleaned
+        want = json.dumps({"ord": 12, "id": "3", "title": title, "text": text}, ensure_ascii=False) + "\n"
+        assert _doc_json(12, "3", title, text) == want
 
 
 def test_not_xml_empty_and_other_wiki(tmp_path, tiny_dump):

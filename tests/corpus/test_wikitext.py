@@ -51,3 +51,80 @@ def test_redirect_and_disambiguation_detection():
     assert not is_redirect_text("본문 #넘겨주기")
     assert is_disambiguation("'''층'''의 다른 뜻은\n{{동음이의}}") and is_disambiguation("{{disambig}}")
     assert not is_disambiguation("{{동음이의 안내|X}} 본문")
+
+
+# -- the fast paths and the facts they rest on -------------------------------------------------------------------
+import random  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+import unicodedata  # noqa: E402
+
+from koroberta.corpus import wikitext as W  # noqa: E402
+from koroberta.corpus.normalize import _DELETE  # noqa: E402
+
+_ALPHABET = ["[[", "]]", "[", "]", "{{", "}}", "{", "}", "{|", "|}", "|", "\n", "\n\n", " ", " \t", "=", "==",
+             "<ref>", "</ref>", "<ref name=a/>", '<ref name="b">', "<REF>", "</REF >", "<ref", "</ref", "<refx>",
+             "<br>", "''", "&amp;", "파일:", "분류:", "en:", ":", "lang|en|", "가", "나다", "abc", "*", "!", "\u00a0",
+             "\u3000", "\u200b", "\x01", "\u2028", "ᄀ", "ᅡ", "ｆｕｌｌ", "①", "(x)", "각주"]
+
+
+def _random_markup(rng: random.Random, n: int = 40) -> str:
+    return "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(0, n)))
+
+
+def test_unicode_facts_behind_the_line_fast_path():
+    """wikitext_to_lines skips deletion and whitespace collapse on printable lines and tests alnum with a regex;
+    that is exact only because of these facts, checked over every code point."""
+    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    assert all(bool(W._ALNUM.match(c)) == c.isalnum() for c in chars)
+    printable = [c for c in chars if c.isprintable()]
+    assert [c for c in printable if c.isspace()] == [" "]
+    assert not any(_DELETE.match(c) for c in printable)
+    for form in ("NFC", "NFKC"):  # normalising never re-creates a deletable character (so re-cleaning is a no-op)
+        assert not [c for c in chars if not _DELETE.match(c) and _DELETE.search(unicodedata.normalize(form, c))]
+
+
+def test_line_cleaning_edge_cases():
+    # deleting a zero-width space lets conjoining jamo compose, as when the whole page was normalised at once
+    assert lines("ᄀ\u200bᅡ 글자") == ["가 글자"]
+    assert lines("가\t나\u00a0\u00a0다  라\u3000") == ["가 나 다 라"]
+    assert lines("\u200b== 각주 ==\n* 버림\n== 평가 ==\n남김") == ["남김"]
+    assert lines("ｆｕｌｌ①", normalization="NFKC") == ["full1"]
+    assert lines("ｆｕｌｌ①") == ["ｆｕｌｌ①"]
+    assert lines("_ _\n--\n가나") == ["가나"]  # no alphanumeric character: dropped ("_" is \w but not alnum)
+
+
+def test_flat_link_path_equals_the_stack():
+    rng = random.Random(7)
+    flat = 0
+    for _ in range(4000):
+        t = _random_markup(rng)
+        opens, closes = W.link_tokens(t)
+        if W.links_alternate(opens, closes):
+            flat += 1
+            assert W._links_flat(t, opens, closes) == W._links_nested(t, opens, closes), repr(t)
+    assert flat > 500
+
+
+def test_token_searches_equal_one_joint_scan():
+    joint_links = re.compile(r"\[\[|\]\]")
+    joint_braces = re.compile(r"\{\{|\}\}|\n[ \t]*(?:\{\||\|\}(?!\}))")  # the single alternation it replaced
+    kinds = {"{{": 0, "}}": 1}
+    rng = random.Random(11)
+    for _ in range(4000):
+        t = _random_markup(rng)
+        opens, closes = W.link_tokens(t)
+        assert [(m.start(), m.group()) for m in joint_links.finditer(t)] == \
+            sorted([(o, "[[") for o in opens] + [(c, "]]") for c in closes]), repr(t)
+        want = [m.start() * 4 + kinds[m.group()] if m.group() in kinds else m.start() * 4 + (
+            2 if m.group()[-1] == "|" else 3) for m in joint_braces.finditer("\n" + t)]
+        want = [c - 4 if c & 3 < 2 else c for c in want]  # "{{"/"}}" positions in t, table tokens at line starts
+        assert W.brace_tokens(t)[0] == want, repr(t)
+
+
+def test_unrolled_ref_pattern_equals_the_tempered_one():
+    tempered = re.compile(r"<ref\b[^>/]*(?:/(?!>)[^>/]*)*>(?:(?!<ref[\s>/]|\n\n).)*?</ref\s*>", re.S | re.I)
+    rng = random.Random(3)
+    for _ in range(4000):
+        t = _random_markup(rng, 60)
+        assert W._REF_PAIR.sub("", t) == tempered.sub("", t), repr(t)
