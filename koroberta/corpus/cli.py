@@ -29,7 +29,8 @@ def _common(p: argparse.ArgumentParser, *, shards: bool = True, workers: bool = 
         p.add_argument("--shard", type=int, default=0, help="this shard's index, 0-based (default: 0)")
         p.add_argument("--num-shards", type=int, default=1, help="total shards (default: 1)")
     if workers:
-        p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+        p.add_argument("--workers", type=int, default=1,
+                       help="worker processes (default: 1); extract also decodes a .bz2 dump with this many threads")
     p.add_argument("--force", action="store_true", help="redo the step even if its output is complete")
     p.add_argument("--overwrite", action="store_true", help="replace an output directory holding foreign files")
     CorpusConfig.add_arguments(p)
