@@ -15,6 +15,7 @@ import contextlib
 import gzip
 import logging
 import lzma
+import os
 import pyexpat
 import re
 from dataclasses import dataclass, field
@@ -127,8 +128,8 @@ def _open_dump(path: Path, kind: str | None, threads: int,
         except ImportError:
             pass
         else:
-            fast = stack.enter_context(contextlib.closing(indexed_bzip2.open(str(path),
-                                                                             parallelization=max(1, threads))))
+            threads = max(1, min(threads, os.cpu_count() or 1))  # more threads than cores only adds switching
+            fast = stack.enter_context(contextlib.closing(indexed_bzip2.open(str(path), parallelization=threads)))
             return fast, lambda: fast.tell_compressed() // 8
     raw = stack.enter_context(open(path, "rb"))
     if kind == "bz2":
