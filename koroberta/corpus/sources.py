@@ -261,8 +261,12 @@ def iter_dump(path: Path, stats: ReadStats, *, dbname: str = "kowiki",
             try:
                 chunk = stream.read(1 << 20)
             except _DECODE_ERRORS as e:
-                raise InputError(f"truncated or corrupt {kind} stream after {consumed() / 1e6:.1f} MB of "
-                                 f"{path.stat().st_size / 1e6:.1f} MB ({ordinal:,} pages read: {e})", path=path,
+                at, size = consumed(), path.stat().st_size
+                reason = str(e)
+                if reason in ("", "std::exception"):  # indexed_bzip2 says no more than this on a cut-off stream
+                    reason = "the data ends before the end-of-stream marker" if at >= size else "damaged data"
+                raise InputError(f"truncated or corrupt {kind} stream after {at / 1e6:.1f} MB of "
+                                 f"{size / 1e6:.1f} MB ({ordinal:,} pages read: {reason})", path=path,
                                  fix="re-download it with `koroberta corpus download` (it resumes) and verify "
                                      "the checksum") from None
             stats.bytes_read = consumed()

@@ -127,9 +127,16 @@ def bz2_decoder(request, monkeypatch):
 
 def test_truncated_bz2(tmp_path, tiny_dump, bz2_decoder):
     bad = tmp_path / "kowiki-cut.xml.bz2"
-    bad.write_bytes(tiny_dump.read_bytes()[: tiny_dump.stat().st_size // 2])
+    bad.write_bytes(tiny_dump.read_bytes()[: tiny_dump.stat().st_size // 2])  # cut inside the first 900k block
     with pytest.raises(InputError, match=r"truncated.*MB.*pages read.*re-download"):
         extract(CorpusConfig(), bad, tmp_path / "o")
+    assert _no_complete(tmp_path / "o")
+    small_blocks = bz2.compress(bz2.decompress(tiny_dump.read_bytes()), compresslevel=1)  # 100k blocks
+    bad.write_bytes(small_blocks[: len(small_blocks) // 2])  # the header decodes, then the stream stops
+    with pytest.raises(InputError, match=r"truncated.*after 0\.\d MB of 0\.\d MB \(\d+ pages read: "
+                                         r"[^)]*(end-of-stream|before the end)") as e:
+        extract(CorpusConfig(), bad, tmp_path / "o")
+    assert "std::exception" not in str(e.value)  # indexed_bzip2's own text says nothing; ours says what happened
     assert _no_complete(tmp_path / "o")
     garbage = tmp_path / "kowiki-garbage.xml.bz2"
     garbage.write_bytes(tiny_dump.read_bytes()[:4096] + bytes(range(256)) * 64)
