@@ -165,6 +165,19 @@ class Config:
                 group.add_argument(flag, type=tp, **kw)
 
     @classmethod
+    def section_of(cls, data: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
+        """This class's section of a loaded YAML file (``{}`` when absent)."""
+        section = data.get(cls._section()) or {}
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{path}: `{cls._section()}:` must be a mapping")
+        return dict(section)
+
+    @classmethod
+    def from_cli(cls: type[C], args: argparse.Namespace, config: str | Path | None) -> C:
+        """Config = dataclass defaults <- the ``config`` YAML file's section <- options given on the command line."""
+        return cls.from_args(args, base=cls.section_of(load_yaml(config), config) if config else None)
+
+    @classmethod
     def from_args(cls: type[C], args: argparse.Namespace, base: C | Mapping[str, Any] | None = None) -> C:
         """Config = dataclass defaults <- ``base`` (YAML section) <- options given on the command line."""
         data = base.to_dict() if isinstance(base, Config) else dict(base or {})

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from koroberta.config import load_yaml
 from koroberta.convert.config import ConvertConfig
 
 
 def _cmd(args: argparse.Namespace) -> int:
     from koroberta.convert import convert
 
-    base = load_yaml(args.config).get("convert") if args.config else None
-    cfg = ConvertConfig.from_args(args, base=base)
+    cfg = ConvertConfig.from_cli(args, args.config)
     m = convert(cfg, args.checkpoint, args.vocab_dir, args.out, parity_text=args.parity_text, force=args.force,
                 overwrite=args.overwrite)
     print(json.dumps(m.get("stats", {}).get("parity", {}), ensure_ascii=False))

@@ -14,11 +14,9 @@ log = logging.getLogger("koroberta.corpus")
 
 
 def _config(args: argparse.Namespace):
-    from koroberta.config import load_yaml
     from koroberta.corpus.config import CorpusConfig
 
-    base = load_yaml(args.config).get("corpus", {}) if args.config else {}
-    return CorpusConfig.from_args(args, base=base)
+    return CorpusConfig.from_cli(args, args.config)
 
 
 def _common(p: argparse.ArgumentParser, *, shards: bool = True, workers: bool = True) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from koroberta.config import load_yaml
 from koroberta.finetune.config import FinetuneConfig
 
 _NSMC_FIXED = ("task", "text_column", "label_column", "labels")
@@ -14,9 +13,8 @@ _NSMC_FIXED = ("task", "text_column", "label_column", "labels")
 def _cmd(args: argparse.Namespace) -> int:
     from koroberta.finetune import finetune
 
-    base = dict(load_yaml(args.config).get("finetune") or {}) if args.config else {}
-    base["task"] = args.task_name
-    cfg = FinetuneConfig.from_args(args, base=base)
+    args.task = args.task_name  # the subcommand decides the task (there is no --task option)
+    cfg = FinetuneConfig.from_cli(args, args.config)
     m = finetune(cfg, args.model_dir, args.train_tsv, args.out, test_tsv=args.test_tsv, force=args.force,
                  overwrite=args.overwrite)
     st = m.get("stats", {})

@@ -9,12 +9,7 @@ from koroberta.preprocess.config import PreprocessConfig
 
 
 def _cfg(args: argparse.Namespace) -> PreprocessConfig:
-    base = {}
-    if getattr(args, "config", None):
-        from koroberta.config import load_yaml
-
-        base = load_yaml(args.config).get(PreprocessConfig.SECTION) or {}
-    return PreprocessConfig.from_args(args, base=base)
+    return PreprocessConfig.from_cli(args, getattr(args, "config", None))
 
 
 def _workers(args: argparse.Namespace) -> int:

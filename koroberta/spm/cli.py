@@ -7,19 +7,11 @@ import argparse
 from koroberta.spm.config import SpmConfig
 
 
-def _section(args: argparse.Namespace) -> dict:
-    if not getattr(args, "config", None):
-        return {}
-    from koroberta.config import load_yaml
-
-    return load_yaml(args.config).get(SpmConfig.SECTION) or {}
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from koroberta.artifacts import read_manifest
     from koroberta.spm.train import train_vocab
 
-    cfg = SpmConfig.from_args(args, base=_section(args))
+    cfg = SpmConfig.from_cli(args, getattr(args, "config", None))
     out = train_vocab(cfg, args.train_text, args.out, force=args.force, overwrite=args.overwrite)
     s = (read_manifest(out) or {}).get("stats", {})
     print(f"{out}: {s.get('pieces')} spm pieces, {s.get('fillers')} fillers, final vocab {s.get('final_vocab_size')} "

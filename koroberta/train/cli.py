@@ -72,9 +72,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("config given twice (positional and --config)", fix="pass one of them")
         config_path = rest.pop(0)
     data = load_yaml(config_path) if config_path else {}
-    section = data.get("train", {}) if config_path else {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{config_path}: `train:` must be a mapping")
+    section = TrainConfig.section_of(data, config_path) if config_path else {}
     try:
         cfg = TrainConfig.from_args(args, base=section)
     except ConfigError as e:
