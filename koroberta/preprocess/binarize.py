@@ -53,19 +53,36 @@ def write_mmap_index(path: str | Path, sizes: np.ndarray, dtype: type) -> None:
         f.write(pointers.tobytes(order="C"))
 
 
+def _read_index(idx_path: str | Path) -> tuple[int, np.ndarray]:
+    """(dtype code, sizes) of a fairseq mmap ``.idx``: magic, u64 version, u8 dtype, u64 count, int32 sizes[count],
+    int64 pointers[count] (fairseq.data.indexed_dataset.MMapIndexedDataset.Index, as write_mmap_index writes it)."""
+    try:
+        with open(idx_path, "rb") as f:
+            head = f.read(26)
+            if len(head) < 26 or head[:9] != HDR_MAGIC:
+                raise InputError("not a fairseq mmap index (bad header)", path=idx_path,
+                                 fix="rebuild the data-bin with `koroberta preprocess` (dataset-impl mmap)")
+            (code,) = struct.unpack("<B", head[17:18])
+            (count,) = struct.unpack("<Q", head[18:26])
+            sizes = np.fromfile(f, dtype=np.int32, count=count)
+    except OSError as e:
+        raise InputError(f"cannot read ({e.strerror})", path=idx_path, fix="rebuild the data-bin") from None
+    if len(sizes) != count:
+        raise InputError(f"truncated index ({len(sizes)} of {count} sizes)", path=idx_path,
+                         fix="rebuild the data-bin with `koroberta preprocess`")
+    return code, sizes
+
+
+def read_mmap_sizes(idx_path: str | Path) -> np.ndarray:
+    """Token counts per item of a fairseq mmap ``.idx`` (the ``.bin`` is not read)."""
+    return _read_index(idx_path)[1]
+
+
 def read_mmap(prefix: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(sizes, flat ids) of a fairseq mmap dataset ``prefix.{idx,bin}`` — for checks and tests, no torch needed."""
-    prefix = str(prefix)
-    with open(prefix + ".idx", "rb") as f:
-        if f.read(9) != HDR_MAGIC:
-            raise InputError("not a fairseq mmap index", path=prefix + ".idx",
-                             fix="binarize with --dataset-impl mmap (koroberta preprocess does)")
-        (version,) = struct.unpack("<Q", f.read(8))
-        (code,) = struct.unpack("<B", f.read(1))
-        (n,) = struct.unpack("<Q", f.read(8))
-        sizes = np.frombuffer(f.read(4 * n), dtype=np.int32)
+    code, sizes = _read_index(str(prefix) + ".idx")
     dtype = {v: k for k, v in DTYPE_CODES.items()}[code]
-    return sizes, np.fromfile(prefix + ".bin", dtype=dtype)
+    return sizes, np.fromfile(str(prefix) + ".bin", dtype=dtype)
 
 
 def run_fairseq_preprocess(srcdict: Path, prefixes: dict[str, Path], destdir: Path, workers: int) -> None:

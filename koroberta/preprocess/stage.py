@@ -13,7 +13,8 @@ import numpy as np
 
 from koroberta.artifacts import StageOutput, atomic_path, is_complete, sha256_file
 from koroberta.errors import InputError
-from koroberta.preprocess.binarize import best_fitting_int_dtype, run_fairseq_preprocess, write_mmap_index
+from koroberta.preprocess.binarize import (best_fitting_int_dtype, read_mmap_sizes, run_fairseq_preprocess,
+                                           write_mmap_index)
 from koroberta.preprocess.config import PreprocessConfig
 from koroberta.preprocess.encode import EncodeStats, encode_pieces, encode_to_mmap
 from koroberta.spm.layout import FAIRSEQ_SPECIALS, Vocab, check_dict_matches
@@ -150,11 +151,9 @@ def binarize(encoded_dir: str | Path, vocab_dir: str | Path, out_dir: str | Path
         run_fairseq_preprocess(dict_txt, prefixes, st.tmp, workers)
         (st.tmp / "preprocess.log").unlink(missing_ok=True)
         shutil.copyfile(model, st.tmp / "spm.model")
-        from koroberta.preprocess.binarize import read_mmap
-
         tokens, lines = {}, {}
         for s in prefixes:
-            sizes, _ = read_mmap(st.tmp / s)
+            sizes = read_mmap_sizes(st.tmp / f"{s}.idx")  # the index only: the .bin may be GBs
             tokens[s], lines[s] = int(sizes.sum()), int(len(sizes))
         st.stats.update({"method": "fairseq", "tokens": tokens, "lines": lines,
                          "spm_sha256": sha256_file(model), "dict_sha256": sha256_file(dict_txt),

@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from koroberta.artifacts import MANIFEST, fingerprint, read_json, read_manifest, sha256_file
 from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
@@ -23,16 +22,12 @@ from koroberta.train.command import EffectiveBatch, effective_batch, resolve_pre
 from koroberta.train.config import RECIPES, TrainConfig
 from koroberta.train.flops import ModelShape, shape_from_config
 
-if TYPE_CHECKING:  # numpy is imported where it is used: every `koroberta` command imports this module
-    import numpy as np
-
 log = logging.getLogger("koroberta.train")
 
 TRAIN_STATE = "train_config.json"  # what the checkpoints in save_dir were launched with
 #: fairseq checkpoint bytes per parameter: fp32 weights + Adam exp_avg + exp_avg_sq (measured 12.27 B/param on the
 #: 206k-param test model, 2,528,881 bytes; fp16 runs store fp16 weights, so 12 is an upper bound there)
 CHECKPOINT_BYTES_PER_PARAM = 12
-_MMAP_MAGIC = b"MMIDIDX\x00\x00"
 
 
 @dataclass
@@ -65,27 +60,6 @@ class Preflight:
                  f"data: {self.train_tokens:,} train tokens in {self.train_sentences:,} lines "
                  f"(~{self.train_tokens / max(1, self.batch.tokens):,.1f} updates per epoch)"]
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
-
-
-def read_mmap_sizes(idx_path: Path) -> np.ndarray:
-    """Token counts per line from a fairseq mmap ``.idx`` (format of fairseq.data.indexed_dataset.MMapIndexedDataset:
-    magic, u64 version, u8 dtype, u64 count, u64 doc_count, int32 sizes[count], ...)."""
-    import numpy as np
-
-    try:
-        with open(idx_path, "rb") as f:
-            head = f.read(34)
-            if len(head) < 34 or head[:9] != _MMAP_MAGIC:
-                raise InputError("not a fairseq mmap index (bad header)", path=idx_path,
-                                 fix="rebuild the data-bin with `koroberta preprocess` (dataset-impl mmap)")
-            (count,) = struct.unpack("<Q", head[18:26])
-            sizes = np.fromfile(f, dtype=np.int32, count=count)
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", path=idx_path, fix="rebuild the data-bin") from None
-    if len(sizes) != count:
-        raise InputError(f"truncated index ({len(sizes)} of {count} sizes)", path=idx_path,
-                         fix="rebuild the data-bin with `koroberta preprocess`")
-    return sizes
 
 
 def check_data_bin(data_bin: Path, spm_model: Path | None = None) -> tuple[int, Path | None, dict[str, Any]]:
@@ -203,6 +177,8 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
                               f"{batch.sequences:,}", fix=f"set {hint}, or recipe: null")
 
     # -- data vs positions --------------------------------------------------------------------------------------------
+    from koroberta.preprocess.binarize import read_mmap_sizes  # numpy: not at import, every command imports this
+
     sizes = read_mmap_sizes(data_bin / "train.idx")
     read_mmap_sizes(data_bin / "valid.idx")
     train_tokens = int(stats.get("tokens", {}).get("train") or sizes.sum())  # preprocess counts per split

@@ -12,7 +12,7 @@ import pytest
 from koroberta.artifacts import read_manifest, sha256_file
 from koroberta.errors import InputError
 from koroberta.preprocess import PreprocessConfig, binarize, encode_file, preprocess
-from koroberta.preprocess.binarize import best_fitting_int_dtype, read_mmap, write_mmap_index
+from koroberta.preprocess.binarize import best_fitting_int_dtype, read_mmap, read_mmap_sizes, write_mmap_index
 from koroberta.spm.layout import EOS, OFFSET, UNK
 
 DATA_FILES = ("dict.txt", "train.bin", "train.idx", "valid.bin", "valid.idx", "test.bin", "test.idx")
@@ -137,6 +137,11 @@ def test_index_writer_matches_fairseq_for_every_dtype(tmp_path):
         write_mmap_index(tmp_path / f"ours{vocab}.idx", np.array([len(i) for i in items]), dtype)
         for ext in ("bin", "idx"):
             assert filecmp.cmp(tmp_path / f"ref{vocab}.{ext}", tmp_path / f"ours{vocab}.{ext}", shallow=False)
+        # and our readers see what fairseq's reader sees in fairseq's own files
+        ref = ids.MMapIndexedDataset(str(tmp_path / f"ref{vocab}"))
+        assert read_mmap_sizes(tmp_path / f"ref{vocab}.idx").tolist() == ref.sizes.tolist()
+        sizes, flat = read_mmap(tmp_path / f"ref{vocab}")
+        assert sizes.tolist() == ref.sizes.tolist() and flat.tolist() == np.concatenate(items).tolist()
 
 
 def test_dict_from_another_spm_run_is_refused(split_dir, kowiki_vocab, tmp_path, kowiki_train_text):

@@ -8,7 +8,8 @@ import pytest
 from koroberta.artifacts import StageOutput, sha256_file, write_json
 from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
 from koroberta.train.config import TrainConfig
-from koroberta.train.preflight import TRAIN_STATE, preflight, read_mmap_sizes
+from koroberta.preprocess.binarize import read_mmap_sizes
+from koroberta.train.preflight import TRAIN_STATE, preflight
 
 TINY = dict(encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_attention_heads=2,
             tokens_per_sample=64, max_positions=64, sample_break_mode="none", min_free_disk_gb=0.0)
