@@ -68,7 +68,9 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
     if cfg.parity and not parity.fairseq_available():
         raise DependencyError("fairseq is not installed, so the HF export cannot be checked against it",
                               fix="install fairseq (scripts/setup_env.sh) or pass --no-parity to export UNCHECKED")
-    lines = parity.read_parity_lines(ptext, cfg.parity_lines) if cfg.parity_lines or cfg.parity else []
+    # enough lines for both checks: token ids on the first parity_lines, logits on the first parity_sentences
+    n_lines = max(cfg.parity_lines, cfg.parity_sentences if cfg.parity else 0)
+    lines = parity.read_parity_lines(ptext, n_lines) if n_lines else []
     ck = load_checkpoint(ckpt)
     ev = resolve_vocab(vdir, ck.vocab_rows)
     tf = import_transformers()

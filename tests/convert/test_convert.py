@@ -113,6 +113,13 @@ def test_reads_checkpoint_without_fairseq(monkeypatch, tiny_checkpoint, tiny_voc
     assert "not checked" in (tmp_path / "b" / "README.md").read_text()
 
 
+def test_logit_sentences_are_not_capped_by_parity_lines(tiny_checkpoint, tiny_vocab, tiny_split, tmp_path):
+    m = convert(CFG.replace(parity_lines=2, parity_sentences=5), tiny_checkpoint, tiny_vocab, tmp_path / "p",
+                parity_text=tiny_split / "valid.txt")
+    par = m["stats"]["parity"]
+    assert par["token_id_lines"] == 2 and par["logit_sentences"] == 5
+
+
 def test_fp16_export(tiny_checkpoint, tiny_vocab, tmp_path):
     from safetensors import safe_open
 
