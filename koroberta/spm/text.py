@@ -25,9 +25,9 @@ from koroberta.errors import InputError
 # tokenizer would read "<mask>" in raw text as the mask token, so we count them.
 SPECIAL_LITERALS = ("<mask>", "<s>", "</s>", "<pad>", "<unk>")
 _SPECIAL_RE = re.compile("|".join(re.escape(s) for s in SPECIAL_LITERALS))
-# anything clean_text would change: C0/C1 controls (except \n, which never occurs inside a line) and every Python
-# whitespace character other than the plain space
-_DIRTY_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]|[^\S ]")
+# anything clean_text would change: C0/C1 controls and every Python whitespace character other than the plain
+# space. \n is left out: it never occurs inside a line, and _repair searches the \n-joined chunk first.
+_DIRTY_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]|[^\S \n]")
 
 
 @dataclass

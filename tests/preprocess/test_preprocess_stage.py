@@ -213,3 +213,12 @@ def test_cli_run_and_encode(split_dir, kowiki_vocab, tmp_path, capsys):
     assert "pieces/line" in capsys.readouterr().out
     n_in = len((split_dir / "valid.txt").read_text(encoding="utf-8").split("\n")) - 1
     assert len((tmp_path / "valid.spm").read_text(encoding="utf-8").split("\n")) - 1 == n_in
+
+
+def test_clean_chunks_pass_the_joined_dirty_check():
+    """_repair searches the \\n-joined chunk first; the join itself must not count as dirty, or every chunk of two or
+    more lines falls through to the per-line search."""
+    from koroberta.spm.text import _DIRTY_RE
+
+    assert _DIRTY_RE.search("가 나\n다 라\n마") is None
+    assert all(_DIRTY_RE.search(f"가{c}나") for c in ("\t", "\r", "\x0b", "\x85", "\xa0", "\u3000", "\x01"))
