@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import (MANIFEST, MARKER, TIMING, atomic_write_text, fingerprint, input_fingerprints,
-                                 is_complete, sha256_file, sha256_json, write_json)
+from koroberta.artifacts import (MANIFEST, MARKER, TIMING, atomic_write_text, is_complete, sha256_file, sha256_json,
+                                 write_json)
 from koroberta.errors import KorobertaError
 from koroberta.train.command import fairseq_args, format_command, launch_command
 from koroberta.train.config import TrainConfig
@@ -71,15 +71,16 @@ def _clear_marker(save_dir: Path) -> None:
 
 
 def write_completion(cfg: TrainConfig, data_bin: Path, save_dir: Path, stats: dict[str, Any],
-                     timing: dict[str, Any]) -> dict[str, Any]:
-    """manifest.json, then ``_COMPLETE`` last (same format as StageOutput, so read_manifest/is_complete work)."""
+                     timing: dict[str, Any], data_fingerprint: str) -> dict[str, Any]:
+    """manifest.json, then ``_COMPLETE`` last (same format as StageOutput, so read_manifest/is_complete work).
+    ``data_fingerprint`` is the data-bin's fingerprint taken by preflight, before training read it."""
     ckpt = save_dir / "checkpoint_last.pt"
     config = cfg.to_dict()
     manifest = {
         "stage": STAGE,
         "config": config,
         "config_sha256": sha256_json(config),
-        "inputs": input_fingerprints(_inputs(data_bin)),
+        "inputs": {"data_bin": {"path": str(data_bin), "fingerprint": data_fingerprint}},
         # no bytes/sha256 here: fairseq pickles wall-clock meters into extra_state, so even the size varies
         # between identical runs (2,528,945 vs 2,529,073 bytes; weights equal). They go to timing.json.
         "outputs": {"checkpoint_last.pt": {"num_updates": stats.get("updates")}},
@@ -148,14 +149,14 @@ def train(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, dry_r
         return ckpt
     save_dir.mkdir(parents=True, exist_ok=True)
     if (save_dir / MARKER).exists() or (save_dir / MANIFEST).exists():
-        log.info("train: %s holds a completion marker for another config/data-bin; removing it", save_dir)
+        log.info("train: removing the previous completion marker of %s (this run re-marks it when it ends)", save_dir)
     _clear_marker(save_dir)  # only the end of *this* run may mark the directory complete
     if pf.supersede:
         log.warning("train: checkpoints in %s are of another model/data-bin; moved to %s", save_dir,
                     supersede_checkpoints(save_dir))
     if ckpt.is_file():
         log.info("train: resuming from %s", ckpt)
-    state = {**cfg.shape(), "vocab_size": pf.vocab_size, "data_fingerprint": fingerprint(data_bin),
+    state = {**cfg.shape(), "vocab_size": pf.vocab_size, "data_fingerprint": pf.data_fingerprint,
              "config": cfg.to_dict(), "device_name": pf.device_name, "world_size": cfg.world_size,
              "params": pf.params, "layers": pf.shape.layers, "dim": pf.shape.dim,
              "ffn": pf.shape.ffn, "heads": pf.shape.heads}
@@ -178,6 +179,6 @@ def train(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, dry_r
     _, wps = tlog.series("inner", "wps")
     timing = {"total_s": round(wall, 3), "mean_wps": round(sum(wps) / len(wps), 1) if wps else None,
               "device": pf.device_name}
-    write_completion(cfg, data_bin, save_dir, stats, timing)
+    write_completion(cfg, data_bin, save_dir, stats, timing, pf.data_fingerprint)
     print("train: " + json.dumps(stats, ensure_ascii=False), flush=True)
     return ckpt

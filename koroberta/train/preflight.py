@@ -46,6 +46,7 @@ class Preflight:
     spm_model: Path | None
     warnings: list[str] = field(default_factory=list)
     supersede: dict[str, tuple] = field(default_factory=dict)  # non-empty: old checkpoints must be moved aside
+    data_fingerprint: str = ""  # of the data-bin as preflight read it (recorded in train state and manifest)
 
     @property
     def params(self) -> int:
@@ -198,7 +199,8 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
 
     # -- model, save_dir, disk ----------------------------------------------------------------------------------------
     shape = shape_from_config(cfg, vocab)
-    supersede = check_save_dir(cfg, save_dir, vocab, fingerprint(data_bin))
+    data_fingerprint = fingerprint(data_bin)  # once per run: a data-bin without a marker is hashed file by file
+    supersede = check_save_dir(cfg, save_dir, vocab, data_fingerprint)
     if supersede:
         warnings.append("checkpoints in save_dir are of another model/data-bin (" + ", ".join(
             f"{k}: {str(a)[:20]} -> {str(b)[:20]}" for k, (a, b) in supersede.items()) + "); they will be moved to "
@@ -220,4 +222,4 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
     return Preflight(cuda=cuda, precision=precision, device_name=name if cuda else "cpu", vocab_size=vocab,
                      shape=shape, batch=batch, train_tokens=train_tokens, train_sentences=int(len(sizes)),
                      checkpoint_bytes=ckpt_bytes, spm_model=spm_used, warnings=warnings,
-                     supersede=supersede)
+                     supersede=supersede, data_fingerprint=data_fingerprint)
