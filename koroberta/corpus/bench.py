@@ -7,13 +7,10 @@ accurate installed backend here; else the first one).
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
 from koroberta.errors import KorobertaError
-
-log = logging.getLogger("koroberta.corpus")
 
 
 def _boundaries(paras: list[list[str]]) -> set[tuple[int, int]]:

@@ -8,9 +8,6 @@ Single machine: ``koroberta corpus build SOURCE OUT`` (= ``build_corpus``). SLUR
 from __future__ import annotations
 
 import argparse
-import logging
-
-log = logging.getLogger("koroberta.corpus")
 
 
 def _config(args: argparse.Namespace):

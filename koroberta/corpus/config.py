@@ -22,11 +22,12 @@ class CorpusConfig(Config):
         default_factory=lambda: ["각주", "주석", "출처", "참고 문헌", "참고문헌", "외부 링크", "같이 보기", "관련 항목",
                                  "References", "External links", "See also", "Notes"],
         help="sections (heading text) whose whole body is dropped: reference lists and link lists, not prose")
-    # clean
+    # extract: cleaning each page
     normalization: str = option("NFC", help="Unicode normal form of the corpus text (spm applies nmt_nfkc itself)",
                                 choices=("NFC", "NFKC", "none"))
     min_chars: int = option(100, help="drop documents with fewer characters (after cleaning)")
     min_line_chars: int = option(2, help="drop lines (paragraphs) shorter than this")
+    # clean: merge the extract shards
     dedup: bool = option(True, help="drop exact-duplicate documents (same cleaned text), keeping the first")
     # sentence split
     backend: str = option("punct", help="kss sentence-split backend (measured: bench/results/corpus.md)",
@@ -50,7 +51,7 @@ class CorpusConfig(Config):
         return {k: d[k] for k in names}
 
 
-EXTRACT_FIELDS = ("dbname", "keep_disambiguation", "drop_sections", "normalization", "min_line_chars")
-CLEAN_FIELDS = ("min_chars", "dedup")
+EXTRACT_FIELDS = ("dbname", "keep_disambiguation", "drop_sections", "normalization", "min_line_chars", "min_chars")
+CLEAN_FIELDS = ("dedup",)
 SENTENCE_FIELDS = ("backend",)
 SPLIT_FIELDS = ("valid_fraction", "test_fraction", "split_salt", "report")

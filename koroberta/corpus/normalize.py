@@ -25,8 +25,6 @@ import re
 import sys
 import unicodedata
 
-_WS = re.compile(r"\s+")
-
 
 def _delete_class() -> str:
     cps = [cp for cp in range(0x20) if not chr(cp).isspace()] + [0x7F]

@@ -18,7 +18,7 @@ import lzma
 import os
 import pyexpat
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
@@ -26,7 +26,6 @@ from koroberta.errors import InputError
 
 log = logging.getLogger("koroberta.corpus")
 
-FORMATS = ("dump", "wikiextractor", "text")
 _MAGIC = {b"BZh": "bz2", b"\xfd7zXZ\x00": "xz", b"\x1f\x8b": "gz"}
 
 
@@ -48,8 +47,6 @@ class ReadStats:
     pages: int = 0
     invalid_utf8: int = 0
     dbname: str | None = None
-    bytes_read: int = 0
-    files: list[str] = field(default_factory=list)
 
 
 def compression_of(path: Path) -> str | None:
@@ -244,7 +241,6 @@ def iter_dump(path: Path, stats: ReadStats, *, dbname: str = "kowiki",
               decompress_threads: int = 1) -> Iterator[RawPage]:
     """Stream the ``<page>`` elements of a MediaWiki export (expat: C speed, full well-formedness checking).
     ``decompress_threads`` > 1 decodes a ``.bz2`` dump in parallel (see :func:`_open_dump`)."""
-    stats.files.append(str(path))
     kind = compression_of(path)
     parser = pyexpat.ParserCreate(namespace_separator="}")
     parser.buffer_text = True  # one data callback per text run, not one per line / entity
@@ -269,7 +265,6 @@ def iter_dump(path: Path, stats: ReadStats, *, dbname: str = "kowiki",
                                  f"{size / 1e6:.1f} MB ({ordinal:,} pages read: {reason})", path=path,
                                  fix="re-download it with `koroberta corpus download` (it resumes) and verify "
                                      "the checksum") from None
-            stats.bytes_read = consumed()
             if not chunk:
                 break
             try:
@@ -319,7 +314,6 @@ def iter_wikiextractor(paths: list[Path], stats: ReadStats) -> Iterator[RawPage]
     """``<doc id=.. url=.. title=..>`` blocks; the first line (the title) is dropped, paragraphs kept as lines."""
     ordinal = 0
     for p in paths:
-        stats.files.append(str(p))
         cur: list[str] | None = None
         pid = title = ""
         first = True
@@ -351,7 +345,6 @@ def iter_text(paths: list[Path], stats: ReadStats) -> Iterator[RawPage]:
     """Plain text: one paragraph per line, a blank line between documents. ids are ``<file name>:<doc index>``."""
     ordinal = 0
     for p in paths:
-        stats.files.append(str(p))
         cur: list[str] = []
         k = 0
         for line in _decode_lines(p, stats):

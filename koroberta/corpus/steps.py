@@ -65,31 +65,30 @@ def _doc_json(ordinal: int, pid: str, title: str, text: str) -> str:
     return f'{{"ord": {ordinal}, "id": {_json_str(pid)}, "title": {_json_str(title)}, "text": "{body}"}}\n'
 
 
-def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[int, str | None, str, int]]:
-    """Worker: wikitext -> lines for a batch of pages. Returns (ord, docs.jsonl line | None, drop reason, chars)."""
+def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[str | None, str, int]]:
+    """Worker: wikitext -> lines for a batch of pages, in order. Returns (docs.jsonl line | None, drop reason, chars)."""
     from koroberta.corpus.normalize import collapse_ws, normalize_block
-    from koroberta.corpus.wikitext import is_disambiguation, wikitext_to_lines
+    from koroberta.corpus.wikitext import is_disambiguation, keep_line, wikitext_to_lines
 
     pages, opt = task
     out = []
     for ordinal, pid, title, text, clean in pages:
         if not clean and not opt["keep_disambiguation"] and is_disambiguation(text):
-            out.append((ordinal, None, "disambiguation", 0))
+            out.append((None, "disambiguation", 0))
             continue
         if clean:
             block = normalize_block(text, opt["normalization"])
-            lines = [l for l in (collapse_ws(x) for x in block.split("\n"))
-                     if len(l) >= opt["min_line_chars"] and any(c.isalnum() for c in l)]
+            lines = [l for l in (collapse_ws(x) for x in block.split("\n")) if keep_line(l, opt["min_line_chars"])]
         else:
             lines = wikitext_to_lines(text, drop_sections=opt["drop_sections"], normalization=opt["normalization"],
                                       min_line_chars=opt["min_line_chars"])
         body = "\n".join(lines)
         if not body:
-            out.append((ordinal, None, "empty_after_cleaning", 0))
+            out.append((None, "empty_after_cleaning", 0))
         elif len(body) < opt["min_chars"]:
-            out.append((ordinal, None, "too_short", 0))
+            out.append((None, "too_short", 0))
         else:
-            out.append((ordinal, _doc_json(ordinal, pid, title, body), "", len(body)))
+            out.append((_doc_json(ordinal, pid, title, body), "", len(body)))
     return out
 
 
@@ -145,7 +144,7 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
     _check_shard(shard, num_shards)
     source = Path(source)
     final = Path(out_dir) / shard_name("extract", shard, num_shards)
-    conf = {**cfg.part(*EXTRACT_FIELDS), "min_chars": cfg.min_chars, "shard": shard, "num_shards": num_shards}
+    conf = {**cfg.part(*EXTRACT_FIELDS), "shard": shard, "num_shards": num_shards}
     inputs = {"source": source}
     if not source.exists():
         raise InputError("source not found", path=source, fix="pass an existing dump, WikiExtractor output or text file")
@@ -165,7 +164,7 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
             tasks = _batches(pages, shard, num_shards, drops, opt)
             results = pool.imap(_clean_batch, tasks) if pool else map(_clean_batch, tasks)
             for res in results:
-                for _ordinal, line, reason, nchars in res:
+                for line, reason, nchars in res:
                     if line is None:
                         drops[reason] = drops.get(reason, 0) + 1
                         continue
@@ -381,10 +380,11 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
                 f.write(("\n" if docs[part] else "") + "\n".join(ss) + "\n")
                 docs[part] += 1
                 sents[part] += len(ss)
-                n = sum(len(s) for s in ss)
-                chars[part] += n
-                doc_lens.append(n)
-                sent_lens.extend(len(s) for s in ss)
+                lens = [len(s) for s in ss]
+                chars[part] += sum(lens)
+                if cfg.report:
+                    doc_lens.append(sum(lens))
+                    sent_lens.extend(lens)
         finally:
             for f in files.values():
                 f.close()
