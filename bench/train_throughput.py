@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 from koroberta.spm.layout import FAIRSEQ_SPECIALS, filler, n_fillers  # noqa: E402
 from koroberta.train.command import fairseq_args  # noqa: E402
 from koroberta.train.config import TrainConfig  # noqa: E402
-from koroberta.train.flops import ModelShape, flops_per_token, gpu_peak_flops, shape_from_config  # noqa: E402
+from koroberta.train.flops import flops_per_token, gpu_peak_flops, shape_from_config  # noqa: E402
 from koroberta.train.logs import parse_lines  # noqa: E402
 
 VARIANTS: dict[str, dict] = {
@@ -103,8 +103,7 @@ def with_dict_padding(src: Path, dst: Path, pad_to: int) -> Path:
     return dst
 
 
-def run_one(name: str, cfg: TrainConfig, data_bin: Path, work: Path, *, cuda: bool, updates: int,
-            log_interval: int, world: int) -> dict:
+def run_one(name: str, cfg: TrainConfig, data_bin: Path, work: Path, *, cuda: bool, world: int) -> dict:
     save = work / f"save-{name}"
     args = fairseq_args(cfg, data_bin, save, cuda=cuda)
     args += ["--no-save", "--disable-validation"]
@@ -125,8 +124,10 @@ def run_one(name: str, cfg: TrainConfig, data_bin: Path, work: Path, *, cuda: bo
     tlog = parse_lines(r.stdout.splitlines() + r.stderr.splitlines())
     _, wps = tlog.series("inner", "wps")
     steady = wps[1:] if len(wps) > 1 else wps
+    if not steady:  # nothing to measure (e.g. --updates below the log interval): an error row, not a crash later
+        return {"name": name, "error": f"no train_inner log line in {tlog.updates} updates (raise --updates)"}
     mems = [json.loads(p.read_text()) for p in sorted(work.glob(f"mem-{name}.rank*.json"))]
-    return {"name": name, "tokens_per_s": float(np.mean(steady)) if steady else None, "wall_s": wall,
+    return {"name": name, "tokens_per_s": float(np.mean(steady)), "wall_s": wall,
             "updates": tlog.updates, "intervals": len(steady),
             "peak_rss_mib": max(m["max_rss_mib"] for m in mems) if mems else None,
             "peak_cuda_mib": max((m["cuda_max_allocated_mib"] or 0) for m in mems) if mems and cuda else None}
@@ -195,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             vocab_rows = len(FAIRSEQ_SPECIALS) + len((d / "dict.txt").read_text().splitlines()) + 1
             f_tok = flops_per_token(shape_from_config(cfg, vocab_rows), cfg.tokens_per_sample, cfg.mask_prob)
             print(f"[{name}] {cfg.batch_size} x {cfg.update_freq} x {a.ngpus}, vocab rows {vocab_rows} ...", flush=True)
-            r = run_one(name, cfg, d, work, cuda=cuda, updates=a.updates, log_interval=base["log_interval"],
-                        world=a.ngpus)
+            r = run_one(name, cfg, d, work, cuda=cuda, world=a.ngpus)
             r.update(flops_per_token=f_tok, vocab_rows=vocab_rows, batch=f"{cfg.batch_size}x{cfg.update_freq}",
                      break_mode=cfg.sample_break_mode, workers=cfg.num_workers)
             if r.get("tokens_per_s") and peak:
