@@ -9,28 +9,19 @@ Times (CPU seconds, fastest of --repeat runs, parts interleaved within each roun
   lines         the rest of wikitext_to_lines: normal-form check and the per-line loop
   json          one docs.jsonl line per document
 The sum of the parts is close to, not equal to, the CPU time of the command (start-up, batching, writing).
-For before/after figures run it with PYTHONPATH pointing at an older checkout (`git worktree add`).
 """
 
 from __future__ import annotations
 
 import argparse
 import bz2
-import html
 import resource
 from pathlib import Path
 
 from koroberta.corpus import sources
 from koroberta.corpus import wikitext as W
 from koroberta.corpus.config import CorpusConfig
-
-try:
-    from koroberta.corpus.steps import _doc_json
-except ImportError:  # a checkout from before 2026-11-30 (to measure "before" numbers): what it did instead
-    import json
-
-    def _doc_json(ordinal: int, pid: str, title: str, text: str) -> str:
-        return json.dumps({"ord": ordinal, "id": pid, "title": title, "text": text}, ensure_ascii=False) + "\n"
+from koroberta.corpus.steps import _doc_json
 
 
 def cpu() -> float:
@@ -41,27 +32,6 @@ def cpu() -> float:
 def drain(f) -> None:
     while f.read(1 << 20):
         pass
-
-
-def markup_passes() -> list[tuple[str, object]]:
-    def comments(t: str) -> str:
-        if "<!--" in t:
-            t = W._COMMENT.sub("", t)
-            cut = t.find("<!--")
-            t = t[:cut] if cut >= 0 else t
-        return t
-
-    return [
-        ("comments", comments),
-        ("block tags", lambda t: W._BLOCK.sub("", t) if "<" in t else t),
-        ("refs", lambda t: W._strip_refs(t) if "<" in t else t),
-        ("templates/tables", W.strip_braces),
-        ("links", W.strip_links),
-        ("ext links, quotes, magic, html tags", lambda t: W._HTML_TAG.sub(
-            lambda m: " " if m.group().lower().startswith("<br") else "",
-            W._MAGIC.sub("", W._QUOTES.sub("", W._EXTLINK.sub(lambda m: m.group(1), t))))),
-        ("entities", lambda t: html.unescape(t) if "&" in t else t),
-    ]
 
 
 def main() -> None:
@@ -96,9 +66,9 @@ def main() -> None:
             pass
         rec("iter_dump (bz2 + xml)", cpu() - t)
         texts = [p.text for p in pages]
-        for name, fn in markup_passes():
+        for name, fn in W.MARKUP_PASSES:
             t = cpu()
-            texts = [fn(x) for x in texts]  # type: ignore[operator]
+            texts = [fn(x) for x in texts]
             rec(name, cpu() - t)
         t = cpu()
         out = [W.wikitext_to_lines(p.text, drop_sections=cfg.drop_sections) for p in pages]
@@ -107,10 +77,9 @@ def main() -> None:
         for p, ls in zip(pages, out):
             _doc_json(0, p.id, p.title, "\n".join(ls))
         rec("json", cpu() - t)
-    uses_fast = hasattr(sources, "_open_dump") and "bz2 (indexed_bzip2, 1 thread)" in best  # older: stdlib bz2
-    bz = best["bz2 (indexed_bzip2, 1 thread)"] if uses_fast else best["bz2 (stdlib)"]
+    bz = best.get("bz2 (indexed_bzip2, 1 thread)", best["bz2 (stdlib)"])  # the decoder iter_dump uses
     best["xml"] = best["iter_dump (bz2 + xml)"] - bz
-    parts = sum(best[n] for n, _ in markup_passes())
+    parts = sum(best[n] for n, _ in W.MARKUP_PASSES)
     best["lines (normal form + per-line loop)"] = best["wikitext_to_lines (all)"] - parts
     print(f"{a.dump}: {len(pages):,} article pages; CPU s, fastest of {a.repeat}")
     print("| part | CPU s |\n|---|---:|")

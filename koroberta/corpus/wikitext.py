@@ -27,7 +27,7 @@ import functools
 import html
 import re
 import unicodedata
-from typing import Iterable
+from typing import Callable, Iterable
 
 from koroberta.corpus.normalize import normalize_block
 
@@ -272,6 +272,41 @@ def _strip_refs(text: str) -> str:
     return _REF_CLOSE.sub("", text)
 
 
+def _strip_comments(text: str) -> str:
+    if "<!--" in text:
+        text = _COMMENT.sub("", text)
+        cut = text.find("<!--")
+        if cut >= 0:  # unclosed comment hides the rest (MediaWiki behaviour)
+            text = text[:cut]
+    return text
+
+
+def _strip_inline(text: str) -> str:
+    text = _EXTLINK.sub(lambda m: m.group(1), text)
+    text = _QUOTES.sub("", text)
+    text = _MAGIC.sub("", text)
+    return _HTML_TAG.sub(lambda m: " " if m.group().lower().startswith("<br") else "", text)
+
+
+#: The markup passes of :func:`wikitext_to_lines`, in order (named: bench/corpus_parts.py times each one).
+MARKUP_PASSES: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ("comments", _strip_comments),
+    ("block tags", lambda t: _BLOCK.sub("", t) if "<" in t else t),
+    ("refs", lambda t: _strip_refs(t) if "<" in t else t),
+    ("templates/tables", strip_braces),
+    ("links", strip_links),
+    ("ext links, quotes, magic, html tags", _strip_inline),
+    ("entities", lambda t: html.unescape(t) if "&" in t else t),
+)
+
+
+def strip_markup(text: str) -> str:
+    """Wikitext -> plain text with the page's line structure (no normalisation, headings and lists still there)."""
+    for _name, step in MARKUP_PASSES:
+        text = step(text)
+    return text
+
+
 def keep_line(line: str, min_line_chars: int) -> bool:
     """A cleaned line is kept when it is long enough and holds an alphanumeric character (not only punctuation)."""
     return len(line) >= min_line_chars and bool(line[:1].isalnum() or _ALNUM.search(line))
@@ -285,22 +320,7 @@ def _drop_set(drop_sections: tuple[str, ...]) -> frozenset[str]:
 def wikitext_to_lines(text: str, *, drop_sections: Iterable[str] = (), normalization: str = "NFC",
                       min_line_chars: int = 2) -> list[str]:
     """Clean one page of wikitext into prose lines (paragraphs and list items), in order."""
-    if "<!--" in text:
-        text = _COMMENT.sub("", text)
-        cut = text.find("<!--")
-        if cut >= 0:  # unclosed comment hides the rest (MediaWiki behaviour)
-            text = text[:cut]
-    if "<" in text:
-        text = _BLOCK.sub("", text)
-        text = _strip_refs(text)
-    text = strip_braces(text)
-    text = strip_links(text)
-    text = _EXTLINK.sub(lambda m: m.group(1), text)
-    text = _QUOTES.sub("", text)
-    text = _MAGIC.sub("", text)
-    text = _HTML_TAG.sub(lambda m: " " if m.group().lower().startswith("<br") else "", text)
-    if "&" in text:
-        text = html.unescape(text)
+    text = strip_markup(text)
     # Normal form: one ``is_normalized`` check per page (Korean Wikipedia is already NFC: ~0.1 s for 61 MB). The
     # control/format-character deletion runs only on lines that are not ``isprintable()``: a printable line holds
     # nothing to delete and no whitespace but U+0020 (every deletable and every ``\s`` character except the space
