@@ -190,9 +190,17 @@ def _read_jsonl(path: Path) -> Iterator[dict]:
             yield json.loads(line)
 
 
+def _read_jsonl_shard(path: Path, shard: int, num_shards: int) -> Iterator[tuple[int, dict]]:
+    """(line index, record) for the lines with ``index % num_shards == shard``; other lines are not parsed."""
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if i % num_shards == shard:
+                yield i, json.loads(line)
+
+
 def _shard_dirs(out_dir: Path, step: str, num_shards: int, stage: str) -> list[Path]:
     dirs = [out_dir / shard_name(step, i, num_shards) for i in range(num_shards)]
-    missing = [i for i, d in enumerate(dirs) if read_manifest(d) is None or read_manifest(d).get("stage") != stage]
+    missing = [i for i, d in enumerate(dirs) if (read_manifest(d) or {}).get("stage") != stage]
     if missing:
         raise InputError(f"{len(missing)} of {num_shards} {step} shard(s) incomplete (first: shard {missing[0]})",
                          path=out_dir, fix=f"run `koroberta corpus {step} ... --shard {missing[0]} "
@@ -305,7 +313,8 @@ def sentences(cfg: CorpusConfig, out_dir: str | Path, *, shard: int = 0, num_sha
     check_backend(cfg.backend)
     out_dir = Path(out_dir)
     clean_dir = out_dir / "clean"
-    if read_manifest(clean_dir) is None:
+    clean_manifest = read_manifest(clean_dir)
+    if clean_manifest is None:
         raise InputError("clean step output missing or incomplete", path=clean_dir,
                          fix="run `koroberta corpus clean OUT_DIR` (after all extract shards) first")
     final = out_dir / shard_name("sentences", shard, num_shards)
@@ -314,11 +323,11 @@ def sentences(cfg: CorpusConfig, out_dir: str | Path, *, shard: int = 0, num_sha
     if not force and is_complete(final, "corpus.sentences", conf, inputs):
         log.info("sentences: %s is complete, skipping", final)
         return final
-    total = read_manifest(clean_dir)["stats"]["documents"]
+    total = clean_manifest["stats"]["documents"]
     n_sent = 0
     with StageOutput(final, stage="corpus.sentences", config=conf, inputs=inputs, overwrite=overwrite) as st:
-        tasks = ((i, r["id"], r["text"], cfg.backend) for i, r in enumerate(_read_jsonl(clean_dir / "docs.jsonl"))
-                 if i % num_shards == shard)
+        tasks = ((i, r["id"], r["text"], cfg.backend)
+                 for i, r in _read_jsonl_shard(clean_dir / "docs.jsonl", shard, num_shards))
         bar = _progress(f"sentences {shard}/{num_shards} ({cfg.backend})", "doc",
                         total=len(range(shard, total, num_shards)))
         with open(st.tmp / "sentences.jsonl", "w", encoding="utf-8", newline="\n") as out, \
