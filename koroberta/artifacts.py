@@ -33,12 +33,17 @@ _OWN_FILES = {MARKER, MANIFEST, TIMING}
 
 
 # -- hashing ----------------------------------------------------------------------------------------------------------
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file, read in ``chunk``-byte blocks (flat memory on multi-GB dumps)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    return file_digest(path, "sha256", chunk)
 
 
 def sha256_json(obj: Any) -> str:

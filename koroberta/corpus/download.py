@@ -13,7 +13,6 @@ published checksum; a mismatch deletes the ``.part`` (it cannot be repaired by r
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -21,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from koroberta.artifacts import file_digest
 from koroberta.errors import ConfigError, DownloadError
 
 log = logging.getLogger("koroberta.corpus")
@@ -66,14 +66,6 @@ def fetch_sha1(sums_url: str, name: str) -> str:
                         fix="the dump may still be in progress; pick a finished --date")
 
 
-def sha1_file(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        while b := f.read(_CHUNK):
-            h.update(b)
-    return h.hexdigest()
-
-
 def download_dump(wiki: str = "kowiki", date: str = "latest", out_dir: str | Path = ".", *,
                   base_url: str = DEFAULT_BASE_URL, verify: bool = True, timeout: float = 60.0) -> Path:
     """Download (or resume) the pages-articles dump into ``out_dir`` and verify its SHA-1; returns the file path.
@@ -86,7 +78,7 @@ def download_dump(wiki: str = "kowiki", date: str = "latest", out_dir: str | Pat
     final, part = out / name, out / (name + ".part")
     expected = fetch_sha1(sums_url, name) if verify else None
     if final.is_file():
-        if expected is None or sha1_file(final) == expected:
+        if expected is None or file_digest(final, "sha1") == expected:
             log.info("%s already downloaded%s", final, " and verified" if expected else "")
             return final
         raise DownloadError(f"{final}: exists but its SHA-1 does not match {sums_url}",
@@ -121,7 +113,7 @@ def download_dump(wiki: str = "kowiki", date: str = "latest", out_dir: str | Pat
                 raise DownloadError(f"{url}: got {part.stat().st_size:,} of {total:,} bytes",
                                     fix="run the same command again: it resumes from the .part file")
     if expected is not None:
-        got = sha1_file(part)
+        got = file_digest(part, "sha1")
         if got != expected:
             part.unlink()
             raise DownloadError(f"{final}: SHA-1 {got} does not match the published {expected} ({sums_url}); "
