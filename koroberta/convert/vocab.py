@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from koroberta.errors import InputError
-from koroberta.spm.layout import (BOS, EOS, FAIRSEQ_SPECIALS, MASK, PAD, UNK, check_dict_matches,
+from koroberta.spm.layout import (BOS, EOS, FAIRSEQ_SPECIALS, FIRST_PIECE, MASK, PAD, UNK, check_dict_matches,
                                   read_dict_symbols)
 
 # Fillers must never win the Viterbi search (they are dead fairseq rows); the unk score is unaffected because HF,
 # like spm, only inserts an <unk> node where no single-character piece exists.
 FILLER_SCORE = -1e9
-_NORMAL, _UNKNOWN, _CONTROL, _USER, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
+_NORMAL, _UNKNOWN = 1, 2  # sentencepiece ModelProto.SentencePiece.Type
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,6 @@ class ExportVocab:
     @property
     def mask_id(self) -> int:
         return len(self.hf_vocab) - 1
-
-    @property
-    def identity(self) -> bool:
-        return list(self.hf_to_fairseq) == list(range(len(self.fairseq_symbols)))
 
     def fairseq_text(self, sp, line: str) -> str:
         """The text fairseq's ``Dictionary.encode_line`` saw for ``line`` (what preprocess wrote)."""
@@ -84,7 +80,7 @@ def resolve_vocab(vocab_dir: str | Path, checkpoint_rows: int) -> ExportVocab:
     else:
         vocab = check_dict_matches(dict_path, spm_model)
         fs = vocab.fairseq_symbols()
-        scores = [0.0] * len(FAIRSEQ_SPECIALS) + list(vocab.scores[3:]) + [FILLER_SCORE] * len(vocab.fillers) + [0.0]
+        scores = [0.0] * len(FAIRSEQ_SPECIALS) + list(vocab.scores[FIRST_PIECE:]) + [FILLER_SCORE] * len(vocab.fillers) + [0.0]
         ev = ExportVocab(hf_vocab=tuple(zip(fs, scores)), hf_to_fairseq=tuple(range(len(fs))),
                          fairseq_symbols=tuple(fs), legacy=False, spm_model=spm_model, dict_path=dict_path)
     if len(ev.fairseq_symbols) != checkpoint_rows:
@@ -95,22 +91,25 @@ def resolve_vocab(vocab_dir: str | Path, checkpoint_rows: int) -> ExportVocab:
 
 
 def _legacy_vocab(spm_model: Path, dict_path: Path) -> ExportVocab:
+    """HF ids in spm order (specials first, <mask> last); each reads the fairseq row the legacy dict gave its spm
+    id (:func:`koroberta.spm.legacy.build_legacy_map`, which also validates the dict against the model)."""
+    from koroberta.spm.legacy import build_legacy_map
+
+    spm_to_fairseq = build_legacy_map(spm_model, dict_path)["spm_to_fairseq"]
     proto = spm_proto(spm_model)
-    dict_syms = read_dict_symbols(dict_path)
-    fs = list(FAIRSEQ_SPECIALS) + dict_syms + [MASK]
-    row_of = {s: r for r, s in enumerate(fs)}
+    fs = list(FAIRSEQ_SPECIALS) + read_dict_symbols(dict_path) + [MASK]
     unk_ids = [i for i, p in enumerate(proto.pieces) if p.type == _UNKNOWN]
     hf: list[tuple[str, float]] = [(s, 0.0) for s in FAIRSEQ_SPECIALS]
-    rows = [BOS, PAD, EOS, row_of.get(str(unk_ids[0]), UNK) if unk_ids else UNK]
+    rows = [BOS, PAD, EOS, spm_to_fairseq[unk_ids[0]] if unk_ids else UNK]
     reserved = set(FAIRSEQ_SPECIALS) | {MASK}
     for i, p in enumerate(proto.pieces):
-        if p.type not in (_NORMAL,):
+        if p.type != _NORMAL:
             continue  # [PAD]/[CLS]/... (control/user-defined) are never produced for plain text
         if p.piece in reserved or any(c.isspace() for c in p.piece):
             raise InputError(f"legacy spm piece {i} {p.piece!r} collides with a special token or holds whitespace",
                              path=spm_model, fix="this spm model cannot be exported faithfully")
         hf.append((p.piece, float(p.score)))
-        rows.append(row_of.get(str(i), UNK))
+        rows.append(spm_to_fairseq[i])
     hf.append((MASK, 0.0))
     rows.append(len(fs) - 1)
     return ExportVocab(hf_vocab=tuple(hf), hf_to_fairseq=tuple(rows), fairseq_symbols=tuple(fs), legacy=True,

@@ -22,7 +22,6 @@ frequency, so fairseq row ``k`` corresponds to no tokenizer id at all. We use th
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,10 +133,6 @@ def read_dict_symbols(dict_path: str | Path) -> list[str]:
                              fix="regenerate it with `koroberta spm train`")
         out.append(parts[0])
     return out
-
-
-def dict_sha256(dict_path: str | Path) -> str:
-    return hashlib.sha256(Path(dict_path).read_bytes()).hexdigest()
 
 
 def check_dict_matches(dict_path: str | Path, spm_model: str | Path, pad_to: int | None = None) -> Vocab:
