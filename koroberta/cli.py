@@ -27,7 +27,7 @@ STAGE_MODULES = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: list[str] = STAGE_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="koroberta",
         description="Pretrain a Korean RoBERTa with fairseq and export it to Hugging Face. "
@@ -36,13 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"koroberta {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in STAGE_MODULES:
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, modules: list[str] = STAGE_MODULES) -> int:
+    """Run one command; ``modules`` narrows the stages registered (``python -m koroberta.train.cli``)."""
+    parser = build_parser(modules)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", datefmt="%H:%M:%S")

@@ -98,19 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m koroberta.train.cli ...`` = ``koroberta train ...`` without importing the other stages."""
     import sys
 
-    from koroberta.errors import KorobertaError
+    from koroberta.cli import main as koroberta_main
 
-    parser = argparse.ArgumentParser(prog="koroberta")
-    register(parser.add_subparsers(dest="command", required=True))
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:  # `python -m koroberta.train.cli train ...` works like `koroberta train ...`
         argv = argv[1:]
-    args = parser.parse_args(["train", *argv])
-    try:
-        return int(args.func(args) or 0)
-    except KorobertaError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    return koroberta_main(["train", *argv], modules=["koroberta.train.cli"])
 
 
 if __name__ == "__main__":
