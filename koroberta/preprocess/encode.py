@@ -12,7 +12,7 @@ import logging
 from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, TextIO
 
 import numpy as np
 
@@ -114,15 +114,24 @@ def encode_pieces(sp: Any, src: str | Path, dst: str | Path, *, threads: int = 1
     # one spm call per chunk, as ids; pieces come from a table lookup. An unknown span is written as "<unk>" (fairseq
     # maps that symbol to UNK exactly as it would map the span's surface text, which is not in dict.txt), so no
     # character spm does not know can ever reach fairseq's whitespace tokenizer.
-    table = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    table = piece_table(sp)
     with open(dst, "w", encoding="utf-8", newline="\n") as out:
         for chunk, ids in _encoded(sp, _chunks(src, chunk_lines, policy, stats, progress), threads):
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
             unk = sum(row.count(SPM_UNK) for row in ids)
             stats.update(lengths, unk, max_line_tokens)
-            out.write("".join(" ".join(map(table.__getitem__, row)) + "\n" for row in ids))
+            out.write(_piece_text(table, ids))
     _check_nonempty(src, stats)
     return stats
+
+
+def piece_table(sp: Any) -> list[str]:
+    """spm id -> piece string."""
+    return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+
+
+def _piece_text(table: list[str], ids: list[list[int]]) -> str:
+    return "".join(" ".join(map(table.__getitem__, row)) + "\n" for row in ids)
 
 
 def _check_nonempty(src: Path, stats: EncodeStats) -> None:
@@ -133,15 +142,18 @@ def _check_nonempty(src: Path, stats: EncodeStats) -> None:
 
 def encode_to_mmap(sp: Any, src: str | Path, bin_out: BinaryIO, dtype: type, *, threads: int = 1,
                    chunk_lines: int = 20000, max_line_tokens: int = 1024, policy: str = "repair",
-                   progress: bool = False, on_sizes: Callable[[np.ndarray], None]) -> EncodeStats:
+                   progress: bool = False, on_sizes: Callable[[np.ndarray], None],
+                   pieces_out: TextIO | None = None) -> EncodeStats:
     """Append fairseq ids of every line of ``src`` (+ trailing eos) to ``bin_out`` as ``dtype``.
 
     This is what ``fairseq-preprocess`` computes from our piece text: ``Dictionary.encode_line`` maps piece of spm
     id ``i`` to ``i + OFFSET`` (layout contract), an ``<unk>`` piece to UNK, and appends EOS; an empty line becomes
-    ``[EOS]``. ``on_sizes`` receives each chunk's per-line sizes (for the .idx).
+    ``[EOS]``. ``on_sizes`` receives each chunk's per-line sizes (for the .idx). With ``pieces_out`` the same ids
+    are also written as piece text (what :func:`encode_pieces` writes), without encoding the file a second time.
     """
     src = Path(src)
     stats = EncodeStats()
+    table = piece_table(sp) if pieces_out is not None else []
     for chunk, ids in _encoded(sp, _chunks(src, chunk_lines, policy, stats, progress), threads):
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         n_pieces = int(lengths.sum())
@@ -158,5 +170,7 @@ def encode_to_mmap(sp: Any, src: str | Path, bin_out: BinaryIO, dtype: type, *, 
         out[is_piece] = flat
         bin_out.write(out.tobytes(order="C"))
         on_sizes(sizes)
+        if pieces_out is not None:
+            pieces_out.write(_piece_text(table, ids))
     _check_nonempty(src, stats)
     return stats

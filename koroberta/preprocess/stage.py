@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -86,11 +87,11 @@ def preprocess(cfg: PreprocessConfig, split_dir: str | Path, vocab_dir: str | Pa
         if cfg.method == "fused":
             for split, src in texts.items():
                 sizes: list[np.ndarray] = []
-                with open(st.tmp / f"{split}.bin", "wb") as b:
-                    stats[split] = encode_to_mmap(sp, src, b, dtype, on_sizes=sizes.append, **kw)
+                with open(st.tmp / f"{split}.bin", "wb") as b, contextlib.ExitStack() as keep:
+                    pieces = keep.enter_context(open(st.tmp / f"{split}.spm", "w", encoding="utf-8", newline="\n")) \
+                        if cfg.keep_encoded else None
+                    stats[split] = encode_to_mmap(sp, src, b, dtype, on_sizes=sizes.append, pieces_out=pieces, **kw)
                 write_mmap_index(st.tmp / f"{split}.idx", np.concatenate(sizes), dtype)
-                if cfg.keep_encoded:
-                    encode_pieces(sp, src, st.tmp / f"{split}.spm", **kw)
             shutil.copyfile(dict_txt, st.tmp / "dict.txt")
         else:
             with tempfile.TemporaryDirectory(prefix=".encoded-", dir=st.tmp.parent) as enc_dir:
