@@ -45,10 +45,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from koroberta.spm.layout import FAIRSEQ_SPECIALS, filler, n_fillers  # noqa: E402
+from koroberta.spm.layout import FAIRSEQ_SPECIALS, filler, n_fillers, read_dict_symbols  # noqa: E402
+from koroberta.train import child_env  # noqa: E402
 from koroberta.train.command import fairseq_args  # noqa: E402
 from koroberta.train.config import TrainConfig  # noqa: E402
-from koroberta.train.flops import flops_per_token, gpu_peak_flops, shape_from_config  # noqa: E402
+from koroberta.train.flops import flops_per_token, gpu_peak_flops, mfu, shape_from_config  # noqa: E402
 from koroberta.train.logs import parse_lines  # noqa: E402
 
 VARIANTS: dict[str, dict] = {
@@ -85,10 +86,11 @@ def synth_databin(out: Path, *, vocab: int, tokens: int, pad_to: int, seed: int 
                 f.write(" ".join(pieces[i] for i in ids) + "\n")
                 n += ln
             f.write("\n")
-    for split in ("train", "valid"):
-        subprocess.run([str(Path(sys.executable).parent / "fairseq-preprocess"), "--only-source", "--srcdict",
-                        str(out / "dict.txt"), f"--{split}pref", str(text), "--destdir", str(out),
-                        "--dataset-impl", "mmap", "--workers", "2"], check=True, capture_output=True)
+    subprocess.run([str(Path(sys.executable).parent / "fairseq-preprocess"), "--only-source", "--srcdict",
+                    str(out / "dict.txt"), "--trainpref", str(text), "--destdir", str(out),
+                    "--dataset-impl", "mmap", "--workers", "2"], check=True, capture_output=True)
+    for ext in ("bin", "idx"):  # runs use --disable-validation: valid only has to exist, no second binarization
+        shutil.copyfile(out / f"train.{ext}", out / f"valid.{ext}")
     text.unlink()
     return out
 
@@ -107,10 +109,8 @@ def run_one(name: str, cfg: TrainConfig, data_bin: Path, work: Path, *, cuda: bo
     save = work / f"save-{name}"
     args = fairseq_args(cfg, data_bin, save, cuda=cuda)
     args += ["--no-save", "--disable-validation"]
-    env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", PYTHONUNBUFFERED="1",
-               KOROBERTA_MEMORY_REPORT=str(work / f"mem-{name}"))
-    if not cuda and cfg.cpu_threads:
-        env["OMP_NUM_THREADS"] = str(cfg.cpu_threads)
+    env = child_env(cpu_threads=0 if cuda else cfg.cpu_threads)
+    env["KOROBERTA_MEMORY_REPORT"] = str(work / f"mem-{name}")
     if world > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(world),
                "-m", "koroberta.train.entry", *args]
@@ -193,14 +193,14 @@ def main(argv: list[str] | None = None) -> int:
             pad_to = v.pop("_pad_to", None)
             d = with_dict_padding(data, work / f"data-pad{pad_to}", pad_to) if pad_to else data
             cfg = TrainConfig(**{**base, **v})
-            vocab_rows = len(FAIRSEQ_SPECIALS) + len((d / "dict.txt").read_text().splitlines()) + 1
+            vocab_rows = len(FAIRSEQ_SPECIALS) + len(read_dict_symbols(d / "dict.txt")) + 1  # + <mask>
             f_tok = flops_per_token(shape_from_config(cfg, vocab_rows), cfg.tokens_per_sample, cfg.mask_prob)
             print(f"[{name}] {cfg.batch_size} x {cfg.update_freq} x {a.ngpus}, vocab rows {vocab_rows} ...", flush=True)
             r = run_one(name, cfg, d, work, cuda=cuda, world=a.ngpus)
             r.update(flops_per_token=f_tok, vocab_rows=vocab_rows, batch=f"{cfg.batch_size}x{cfg.update_freq}",
                      break_mode=cfg.sample_break_mode, workers=cfg.num_workers)
             if r.get("tokens_per_s") and peak:
-                r["mfu"] = r["tokens_per_s"] * f_tok / (peak * a.ngpus)
+                r["mfu"] = mfu(r["tokens_per_s"], f_tok, peak, a.ngpus)
             r["achieved_tflops"] = (r["tokens_per_s"] * f_tok / 1e12) if r.get("tokens_per_s") else None
             rows.append(r)
             print(json.dumps(r), flush=True)
