@@ -7,7 +7,6 @@ reviews average ~20 tokens, so padding to max_length would cost ~5x the compute.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import StageOutput, is_complete, read_manifest
+from koroberta.artifacts import StageOutput, is_complete, read_manifest, write_json
 from koroberta.errors import DependencyError, InputError
 from koroberta.finetune.config import FinetuneConfig
 from koroberta.finetune.data import Rows, read_tsv
@@ -50,8 +49,8 @@ def _device(cfg: FinetuneConfig) -> str:
     return "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
 
 
-def _batches(n: int, size: int, order: list[int]) -> list[list[int]]:
-    return [order[i:i + size] for i in range(0, n, size)]
+def _batches(size: int, order: list[int]) -> list[list[int]]:
+    return [order[i:i + size] for i in range(0, len(order), size)]
 
 
 def _encode(tok, texts: list[str], max_length: int) -> list[list[int]]:
@@ -75,7 +74,7 @@ def predict(model, ids: list[list[int]], pad: int, batch_size: int, device: str)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # length-sorted: less padding
     pred = [0] * len(ids)
     with torch.inference_mode():
-        for b in _batches(len(ids), batch_size, order):
+        for b in _batches(batch_size, order):
             x, m = _collate(ids, b, pad, device)
             for i, p in zip(b, model(input_ids=x, attention_mask=m).logits.argmax(-1).tolist()):
                 pred[i] = p
@@ -153,7 +152,7 @@ def finetune(cfg: FinetuneConfig, model_dir: str | Path, train_tsv: str | Path, 
             model.train()
             perm = list(range(len(tr_ids)))
             rng.shuffle(perm)
-            for step, b in enumerate(_batches(len(perm), cfg.batch_size, perm)):
+            for step, b in enumerate(_batches(cfg.batch_size, perm)):
                 x, m = _collate(tr_ids, b, pad, device)
                 y = torch.tensor([tr_y[i] for i in b], device=device)
                 loss = torch.nn.functional.cross_entropy(model(input_ids=x, attention_mask=m).logits, y)
@@ -180,7 +179,6 @@ def finetune(cfg: FinetuneConfig, model_dir: str | Path, train_tsv: str | Path, 
                         final_train_loss=round(sum(losses[-head:]) / head, 4),
                         majority_baseline=round(max(eval_rows.labels.count(c) for c in range(len(cfg.labels)))
                                                 / len(eval_rows.labels), 6))
-        (st.tmp / "metrics.json").write_text(json.dumps(st.stats, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                                             encoding="utf-8")
+        write_json(st.tmp / "metrics.json", st.stats)
     log.info("finetune: %s accuracy %.4f f1 %.4f", st.stats["eval_split"], res["accuracy"], res["f1"])
     return st.manifest

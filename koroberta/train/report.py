@@ -39,7 +39,7 @@ def report(save_dir: str | Path, out_dir: str | Path | None = None, *, gpu: str 
     mean_wps = sum(steady) / len(steady) if steady else None
     name = gpu or state.get("device_name", "cpu")
     peak = peak_tflops * 1e12 if peak_tflops else gpu_peak_flops(name)
-    out: dict[str, Any] = {"updates": tlog.updates, **tlog.stats(), "flops_per_token": f_tok,
+    out: dict[str, Any] = {**tlog.stats(), "flops_per_token": f_tok,
                            "mean_wps": mean_wps, "device": name, "world_size": state["world_size"],
                            "peak_flops_per_device": peak, "plots": [str(p) for p in pngs]}
     out["mfu"] = mfu(mean_wps, f_tok, peak, state["world_size"]) if (peak and mean_wps) else None
