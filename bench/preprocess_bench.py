@@ -10,6 +10,7 @@ Also: encoding to piece text alone vs sentencepiece's own batch call on the in-m
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -67,10 +68,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     split = work / "split"
     split.mkdir(exist_ok=True)
-    for name in ("train.txt",):
-        (split / name).unlink(missing_ok=True)
-        (split / name).symlink_to(text)
-    head = "".join(open(text, encoding="utf-8").readlines()[:2000])
+    (split / "train.txt").unlink(missing_ok=True)
+    (split / "train.txt").symlink_to(text)
+    with open(text, encoding="utf-8") as f:
+        head = "".join(itertools.islice(f, 2000))
     (split / "valid.txt").write_text(head, encoding="utf-8")
     (split / "test.txt").write_text(head, encoding="utf-8")
     res: dict[str, object] = {"text": str(text), "bytes": text.stat().st_size, "workers": a.workers,
