@@ -50,7 +50,8 @@ def main() -> None:
     out = Path(a.out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    xml_mb = sum(len(b) for b in iter(lambda f=bz2.open(dump, "rb"): f.read(1 << 24), b"")) / 1e6
+    with bz2.open(dump, "rb") as f:
+        xml_mb = sum(len(b) for b in iter(lambda: f.read(1 << 24), b"")) / 1e6
     runs: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for _ in range(a.repeat):
         for w in a.workers:
