@@ -7,8 +7,12 @@ The contract (datatrove-style):
   then, **last**, the completion marker ``_COMPLETE`` (holding the manifest's sha256), and renames the temporary
   directory into place. A stage killed at any point therefore leaves either nothing, a stale ``.tmp`` directory
   (removed by the next run), or the previous complete output — never something that looks complete.
-* :func:`is_complete` says whether a directory holds a complete output *for this config and these inputs*. A
-  marker written for another config does not count.
+* :func:`is_complete` says whether a directory holds a complete output *of this identity from these input
+  contents*. Identity = the config fields that can change the output bytes (each stage config classifies every
+  field, :meth:`koroberta.config.Config.identity`); run-time knobs (workers, threads, log intervals, launcher) are
+  recorded in the manifest but never make a finished output look unfinished. Inputs are compared by *content*:
+  a file by its sha256, an upstream stage directory by the hashes of its outputs (not by its manifest, which
+  holds paths and run-time knobs). Moving or copying a run directory therefore keeps every marker valid.
 * Manifests hold no timestamps or durations, so the same inputs and seed give byte-identical manifests too.
   Wall-clock timings go to ``timing.json``, which is not part of the fingerprint.
 """
@@ -16,6 +20,7 @@ The contract (datatrove-style):
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -24,8 +29,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from koroberta.errors import OutputError
+from koroberta.config import Config
+from koroberta.errors import OutputError, output_os_error
 
+#: the corpus stage's text splits, which are also the data-bin's file prefixes (train.txt -> train.bin/.idx)
+SPLITS = ("train", "valid", "test")
 MARKER = "_COMPLETE"
 MANIFEST = "manifest.json"
 TIMING = "timing.json"
@@ -53,14 +61,15 @@ def sha256_json(obj: Any) -> str:
 def fingerprint(path: str | Path) -> str:
     """Content fingerprint of a file or directory.
 
-    A completed stage directory is fingerprinted by its marker (the manifest hash, which covers every output
-    file's sha256), so chaining stages costs no re-hashing. Other directories hash their files in sorted order.
+    A complete stage directory is fingerprinted by the output hashes its manifest lists (so chaining stages costs
+    no re-hashing, and neither the upstream config's run-time knobs nor its input paths leak into it). Other
+    directories hash their files' names and contents in sorted order.
     """
     p = Path(path)
     if p.is_dir():
-        marker = p / MARKER
-        if marker.is_file():
-            return "stage:" + marker.read_text().strip()
+        m = read_manifest(p)
+        if m is not None:
+            return "stage:" + sha256_json(m.get("outputs", {}))
         h = hashlib.sha256()
         for f in sorted(q for q in p.rglob("*") if q.is_file()):
             h.update(str(f.relative_to(p)).encode() + b"\0" + sha256_file(f).encode() + b"\n")
@@ -147,20 +156,57 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
 
 
 def input_fingerprints(inputs: Mapping[str, str | Path | None]) -> dict[str, dict[str, str]]:
+    """``{name: {"path", "fingerprint"}}``. The path is recorded for people reading the manifest; only the
+    fingerprint (content) is ever compared."""
     return {k: {"path": str(v), "fingerprint": fingerprint(v)} for k, v in sorted(inputs.items()) if v is not None}
 
 
-def is_complete(out_dir: str | Path, stage: str, config: Mapping[str, Any],
+def identity_of(config: Config | Mapping[str, Any]) -> dict[str, Any]:
+    """The identity dict of a stage config. A plain mapping (a sub-step's own dict) is identity as a whole."""
+    return config.identity() if isinstance(config, Config) else dict(config)
+
+
+def config_of(config: Config | Mapping[str, Any]) -> dict[str, Any]:
+    return config.to_dict() if isinstance(config, Config) else dict(config)
+
+
+def identity_differences(manifest: Mapping[str, Any], config: Config | Mapping[str, Any],
+                         inputs: Mapping[str, str | Path | None]) -> dict[str, tuple[Any, Any]]:
+    """``{what: (recorded, now)}`` for every identity field and input whose value/content differs from what
+    ``manifest`` was made with; empty means the manifest describes this very output."""
+    diff: dict[str, tuple[Any, Any]] = {}
+    old, new = manifest.get("identity", {}), identity_of(config)
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) != new.get(k):
+            diff[k] = (old.get(k), new.get(k))
+    have = {k: v["fingerprint"] for k, v in manifest.get("inputs", {}).items()}
+    want = {k: v["fingerprint"] for k, v in input_fingerprints(inputs).items()}
+    for k in sorted(set(have) | set(want)):
+        if have.get(k) != want.get(k):
+            diff[f"input {k}"] = (have.get(k), want.get(k))
+    return diff
+
+
+def is_complete(out_dir: str | Path, stage: str, config: Config | Mapping[str, Any],
                 inputs: Mapping[str, str | Path | None]) -> bool:
-    """True when ``out_dir`` holds a complete output of ``stage`` made from this config and these inputs."""
+    """True when ``out_dir`` holds a complete output of ``stage`` with this identity, made from inputs with these
+    contents. Run-time fields of ``config`` and the inputs' paths play no part."""
     m = read_manifest(out_dir)
     if m is None or m.get("stage") != stage:
         return False
-    if m.get("config_sha256") != sha256_json(dict(config)):
+    if m.get("identity_sha256") != sha256_json(identity_of(config)):
         return False
-    want = {k: v["fingerprint"] for k, v in input_fingerprints(inputs).items()}
-    have = {k: v["fingerprint"] for k, v in m.get("inputs", {}).items()}
-    return want == have
+    return not identity_differences(m, config, inputs)
+
+
+def skip_if_complete(out_dir: str | Path, stage: str, config: Config | Mapping[str, Any],
+                     inputs: Mapping[str, str | Path | None], *, force: bool, log: Any) -> bool:
+    """The one "skip when done" rule every stage uses: True (and a log line) when the output is complete for this
+    identity and these input contents and ``force`` is not set."""
+    if force or not is_complete(out_dir, stage, config, inputs):
+        return False
+    log.info("%s: %s is complete for this config and these inputs; skipping (--force reruns it)", stage, out_dir)
+    return True
 
 
 def _check_replaceable(final: Path, overwrite: bool) -> None:
@@ -178,10 +224,19 @@ def _check_replaceable(final: Path, overwrite: bool) -> None:
                       fix="choose an empty or new directory, or pass --overwrite to replace it")
 
 
+def stage_manifest(stage: str, config: Mapping[str, Any], identity: Mapping[str, Any],
+                   inputs: Mapping[str, Any], outputs: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest every stage writes. ``config`` (all fields, run-time ones included) is for people;
+    ``identity_sha256`` and the input fingerprints are what completion keys on."""
+    return {"stage": stage, "config": dict(config), "identity": dict(identity),
+            "identity_sha256": sha256_json(dict(identity)), "inputs": dict(inputs), "outputs": dict(outputs),
+            "stats": dict(stats)}
+
+
 class StageOutput:
     """Context manager for one stage (or shard) output directory.
 
-    >>> with StageOutput(out, stage="spm", config=cfg.to_dict(), inputs={"train": p}) as st:
+    >>> with StageOutput(out, stage="spm", config=cfg, inputs={"train": p}) as st:
     ...     (st.tmp / "spm.model").write_bytes(...)
     ...     st.stats["pieces"] = 32000
 
@@ -189,11 +244,12 @@ class StageOutput:
     previous output (if any) is left untouched.
     """
 
-    def __init__(self, out_dir: str | Path, *, stage: str, config: Mapping[str, Any],
+    def __init__(self, out_dir: str | Path, *, stage: str, config: Config | Mapping[str, Any],
                  inputs: Mapping[str, str | Path | None], overwrite: bool = False):
         self.final = Path(out_dir)
         self.stage = stage
-        self.config = dict(config)
+        self.config = config_of(config)
+        self.identity = identity_of(config)
         self.inputs = dict(inputs)
         self.overwrite = overwrite
         self.stats: dict[str, Any] = {}
@@ -202,25 +258,25 @@ class StageOutput:
         self._t0 = 0.0
 
     def __enter__(self) -> "StageOutput":
-        _check_replaceable(self.final, self.overwrite)
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_tmp(self.final)
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir(parents=True)
+        try:
+            _check_replaceable(self.final, self.overwrite)
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_tmp(self.final)
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            self.tmp.mkdir(parents=True)
+        except OSError as e:  # read-only mount, permissions, a file where a directory should be: one line, no traceback
+            err = output_os_error(e, self.final)
+            if err is None:
+                raise
+            raise err from None
         self._fingerprints = input_fingerprints(self.inputs)  # hash inputs *before* work, as they were read
         self._t0 = time.perf_counter()
         return self
 
     def finish(self) -> dict[str, Any]:
-        manifest = {
-            "stage": self.stage,
-            "config": self.config,
-            "config_sha256": sha256_json(self.config),
-            "inputs": self._fingerprints,
-            "outputs": output_hashes(self.tmp),
-            "stats": self.stats,
-        }
+        manifest = stage_manifest(self.stage, self.config, self.identity, self._fingerprints,
+                                  output_hashes(self.tmp), self.stats)
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                                          encoding="utf-8")
         self.timing.setdefault("total_s", round(time.perf_counter() - self._t0, 3))
@@ -238,6 +294,25 @@ class StageOutput:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self.manifest = self.finish()
-        elif self.tmp.exists():
+            try:
+                self.manifest = self.finish()
+            except OSError as e:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                err = output_os_error(e, self.final)
+                if err is None:
+                    raise
+                raise err from None
+            return
+        if self.tmp.exists():
             shutil.rmtree(self.tmp, ignore_errors=True)
+        # the system refused a write into the temporary directory (disk full, quota, ...): a one-line error naming the
+        # output, for every stage at once. A failed write() carries no file name; a full disk or quota while this
+        # stage writes its output is taken to be the output's. Errors naming other paths (inputs) pass unchanged.
+        if isinstance(exc, OSError):
+            if exc.filename is None:
+                ours = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else:
+                ours = Path(os.path.abspath(exc.filename)).is_relative_to(os.path.abspath(self.tmp))
+            err = output_os_error(exc, self.final) if ours else None
+            if err is not None:
+                raise err from None

@@ -14,7 +14,7 @@ import os
 import sys
 
 from koroberta import __version__
-from koroberta.errors import KorobertaError
+from koroberta.errors import KorobertaError, output_os_error
 
 STAGE_MODULES = [
     "koroberta.corpus.cli",
@@ -23,6 +23,7 @@ STAGE_MODULES = [
     "koroberta.train.cli",
     "koroberta.convert.cli",
     "koroberta.finetune.cli",
+    "koroberta.eval.cli",
     "koroberta.pipeline",
 ]
 
@@ -41,17 +42,44 @@ def build_parser(modules: list[str] = STAGE_MODULES) -> argparse.ArgumentParser:
     return parser
 
 
+class _OwnRecords(logging.Filter):
+    """The terminal shows koroberta's own records and other libraries' errors. fairseq's/hydra's INFO chatter and
+    Python warnings (deprecations from torch, transformers) go only to the stage log files (see
+    :func:`koroberta.pipeline.stage_log`) -- or to the terminal too with ``koroberta -v``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.startswith("koroberta") or record.levelno >= logging.ERROR
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.captureWarnings(True)  # warnings.warn(...) -> the "py.warnings" logger, filtered like the rest
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(name)s | %(message)s", "%H:%M:%S"))
+    if not verbose:
+        console.addFilter(_OwnRecords())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[console], force=True)
+
+
 def main(argv: list[str] | None = None, modules: list[str] = STAGE_MODULES) -> int:
     """Run one command; ``modules`` narrows the stages registered (``python -m koroberta.train.cli``)."""
+    from koroberta.train.cli import with_default_subcommand
+
     parser = build_parser(modules)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", datefmt="%H:%M:%S")
+    args = parser.parse_args(with_default_subcommand(list(sys.argv[1:] if argv is None else argv)))
+    setup_logging(args.verbose)
     try:
         rc = args.func(args)
     except KorobertaError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        # an output location the system refuses outside a StageOutput (an atomic file, a pre-check listing the
+        # directory): still the user's disk/mount/permissions, so one line. Any other OSError keeps its traceback.
+        err = output_os_error(e)
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -12,6 +12,10 @@ Programming errors stay ordinary exceptions so they keep their traceback.
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 
 class KorobertaError(Exception):
     """Base class: an error the user can fix. ``str(e)`` is the whole one-line message."""
@@ -52,3 +56,40 @@ class ParityError(KorobertaError):
 
 class DownloadError(KorobertaError):
     """A download failed or its checksum does not match."""
+
+
+#: errno values that mean "this location cannot be written" — the user's disk, mount or permissions, never a bug
+_WRITE_ERRNOS = {"EACCES": "permission denied", "EPERM": "operation not permitted",
+                 "EROFS": "read-only file system", "ENOSPC": "no space left on the device",
+                 "EDQUOT": "disk quota exceeded", "ENOTDIR": "a parent of this path is a regular file, not a directory"}
+
+
+def output_os_error(e: OSError, path: object | None = None) -> OutputError | None:
+    """The one-line :class:`OutputError` for an ``OSError`` that says an output location cannot be written
+    (permissions, read-only mount, full disk, a file where a directory should be), else None.
+
+    ``path`` is the output the user chose (named first); ``e.filename``, the file the system refused, is added when
+    it differs. Other errnos (ENOENT, EBADF, ...) return None: they can be bugs and keep their traceback.
+    """
+    name = errno.errorcode.get(e.errno or 0, "")
+    if name == "EEXIST" and e.filename is not None and not os.path.isdir(e.filename):
+        name = "ENOTDIR"  # mkdir(parents=True, exist_ok=True) on a path that is a file: the same user mistake
+    if name not in _WRITE_ERRNOS:
+        return None
+    where = path if path is not None else e.filename
+    detail = f" (writing {e.filename})" if e.filename is not None and str(e.filename) != str(where) else ""
+    if name == "ENOTDIR" and where is not None:
+        # name the file in the way: the first component of the path that exists and is not a directory
+        blocker = next((p for p in reversed([Path(where), *Path(where).parents]) if p.exists() and not p.is_dir()),
+                       None)
+        if blocker is not None:
+            detail = f" ({blocker} is a file)"
+    if name in ("ENOSPC", "EDQUOT"):
+        fix = "free disk space (or raise the quota), or choose an output location on another disk"
+    elif name == "ENOTDIR":
+        fix = "choose an output path whose parent components are all directories"
+    elif name == "EROFS":
+        fix = "choose an output location on a writable file system"
+    else:
+        fix = "choose an output location you can write to, or fix its permissions (ls -ld on its parent)"
+    return OutputError(f"cannot write the output: {_WRITE_ERRNOS[name]}{detail}", path=where, fix=fix)

@@ -10,11 +10,14 @@ Data flow (directories under ``workdir``)::
     checkpoints/checkpoint_last.pt                         fairseq-train masked_lm, resumable
     hf/{config.json, model.safetensors, tokenizer.json}    RobertaForMaskedLM, parity-checked against fairseq
     finetune-nsmc/{metrics.json, model/}                   sentence classification from the export
+    logs/<stage>.log                                       everything the libraries logged while the stage ran
+    summary.json                                           the closing summary (also printed)
 
-Each stage function is the same one its ``koroberta <stage>`` subcommand calls. It returns at once when its output
-directory holds a complete marker for the same config and the same input fingerprints, so ``run`` after a crash
-redoes only what is missing, and changing one section reruns that stage and everything downstream of it (their
-input fingerprints change), nothing upstream.
+``run`` walks :data:`STEPS`: each is ``koroberta.<stage>.stage.run(cfg, inputs, out) -> manifest`` (the contract in
+:mod:`koroberta.stage`). A stage returns at once when its output directory is complete for the same identity
+fields and the same input *contents*, so ``run`` after a crash redoes only what is missing, a run-time change
+(workers, launcher, intervals) reruns nothing, and an identity change reruns that stage and whatever downstream
+reads bytes that changed -- nothing upstream.
 
 Relative paths in the YAML are relative to the current directory (``make demo`` runs from the repo root).
 """
@@ -23,21 +26,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from koroberta.artifacts import read_manifest, write_json
-from koroberta.config import Config, load_yaml, option
+from koroberta.artifacts import write_json
+from koroberta.config import Config, available_cpus, load_yaml, option
 from koroberta.convert.config import ConvertConfig
 from koroberta.corpus.config import CorpusConfig
 from koroberta.errors import ConfigError, InputError
 from koroberta.finetune.config import FinetuneConfig
 from koroberta.preprocess.config import PreprocessConfig
 from koroberta.spm.config import SpmConfig
+from koroberta.stage import RunOptions
 from koroberta.train.config import TrainConfig
 
 log = logging.getLogger("koroberta.run")
@@ -50,11 +54,16 @@ class PipelineConfig(Config):
     """The whole run. Top-level keys of the YAML plus one mapping per stage section."""
 
     SECTION = "run"
+    # the stage sections carry their own identity; the top-level keys only name paths (whose *contents* are
+    # fingerprinted as stage inputs) and run-time knobs (workers: outputs are byte-identical for any count)
+    IDENTITY = ("corpus", "spm", "preprocess", "train", "convert", "finetune")
+    RUNTIME = ("name", "workdir", "source", "workers", "nsmc_train", "nsmc_test", "fill_mask")
 
     name: str = option("koroberta", help="run name (model card, summary)")
     workdir: str = option("runs/koroberta", help="all stage outputs go under this directory")
     source: str = option("", help="kowiki .xml.bz2/.xml dump, WikiExtractor output, or plain text (blank line = new document)")
-    workers: int = option(0, help="worker processes for corpus/preprocess (0 = all CPU cores)")
+    workers: int = option(0, help="worker processes for corpus/preprocess (0 = the CPUs this process may use: its "
+                                  "affinity mask, capped by SLURM_CPUS_PER_TASK)")
     nsmc_train: Optional[str] = option(None, help="NSMC-format TSV for the finetune stage (None: skip it)")
     nsmc_test: Optional[str] = option(None, help="optional held-out NSMC-format TSV to report test accuracy on")
     fill_mask: list[str] = option(default_factory=list, cli=False,
@@ -72,35 +81,54 @@ class PipelineConfig(Config):
 
     @property
     def n_workers(self) -> int:
-        return self.workers or (os.cpu_count() or 1)
+        return self.workers or available_cpus()
 
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> "PipelineConfig":
         data = load_yaml(path)
         data.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return cls.from_dict(data, source=str(path))
+            return cls.from_dict(data, source="top level")  # the except below puts the file name in front
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
 
 
-def _stage_stats(directory: Path) -> dict[str, Any]:
-    m = read_manifest(directory)
-    return (m or {}).get("stats", {})
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One stage of ``koroberta run``: which stage, its output directory under ``workdir``, and where its inputs
+    come from (the outputs of earlier steps, or paths of the run config)."""
+
+    stage: str
+    out: str
+    inputs: Callable[[PipelineConfig, Path], dict[str, Optional[Path]]]
+    enabled: Callable[[PipelineConfig], bool] = lambda cfg: True
 
 
-def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Run the stages in order up to ``until`` (inclusive). Returns the summary dict (also ``workdir/summary.json``)."""
-    from koroberta.convert import convert
-    from koroberta.corpus import build_corpus
-    from koroberta.finetune import finetune
-    from koroberta.preprocess import preprocess
-    from koroberta.spm import train_vocab
-    from koroberta.train import train
+def _opt(p: Optional[str]) -> Optional[Path]:
+    return Path(p) if p else None
 
+
+#: the pipeline: every step runs ``koroberta.<stage>.stage.run(cfg.<stage>, inputs, workdir/out)``
+STEPS: tuple[Step, ...] = (
+    Step("corpus", "corpus", lambda c, wd: {"source": Path(c.source)}),
+    Step("spm", "spm", lambda c, wd: {"train_text": wd / "corpus" / "split" / "train.txt"}),
+    Step("preprocess", "data-bin", lambda c, wd: {"split_dir": wd / "corpus" / "split", "vocab_dir": wd / "spm"}),
+    Step("train", "checkpoints", lambda c, wd: {"data_bin": wd / "data-bin", "spm_model": wd / "spm" / "spm.model"}),
+    Step("convert", "hf", lambda c, wd: {"checkpoint": wd / "checkpoints" / "checkpoint_last.pt",
+                                        "vocab_dir": wd / "spm", "parity_text": wd / "corpus" / "split" / "valid.txt"}),
+    Step("finetune", "finetune-nsmc", lambda c, wd: {"model_dir": wd / "hf", "train_tsv": _opt(c.nsmc_train),
+                                                    "test_tsv": _opt(c.nsmc_test)},
+         enabled=lambda c: bool(c.nsmc_train)),
+)
+assert tuple(s.stage for s in STEPS) == STAGES
+
+
+def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[str, ...] = (),
+                 restart: bool = False, extend: bool = False) -> dict[str, Any]:
+    """Walk :data:`STEPS` up to ``until`` (inclusive); each step skips itself when its output is complete for its
+    identity and input contents. Returns the summary dict (also ``workdir/summary.json``)."""
     if until not in STAGES:
         raise ConfigError(f"--until {until!r} is not a stage", fix=f"use one of {', '.join(STAGES)}")
-    last = STAGES.index(until)
     wd = Path(cfg.workdir)
     wd.mkdir(parents=True, exist_ok=True)
     source = Path(cfg.source)
@@ -109,54 +137,70 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
                          fix="point `source:` at a kowiki dump (`koroberta corpus download` fetches one) or a text file")
     summary: dict[str, Any] = {"name": cfg.name, "workdir": str(wd), "stages": {}}
     timings: dict[str, float] = {}
-
-    def step(name: str):
-        log.info("=== stage %s ===", name)
-        return time.perf_counter()
-
-    t = step("corpus")
-    split_dir = build_corpus(cfg.corpus, source, wd / "corpus", workers=cfg.n_workers, force="corpus" in force)
-    timings["corpus"] = time.perf_counter() - t
-    summary["stages"]["corpus"] = _stage_stats(split_dir)
-    if last >= 1:
-        t = step("spm")
-        vocab_dir = train_vocab(cfg.spm, split_dir / "train.txt", wd / "spm", force="spm" in force)
-        timings["spm"] = time.perf_counter() - t
-        summary["stages"]["spm"] = _stage_stats(vocab_dir)
-    if last >= 2:
-        t = step("preprocess")
-        data_bin = preprocess(cfg.preprocess, split_dir, vocab_dir, wd / "data-bin", workers=cfg.n_workers,
-                              force="preprocess" in force)
-        timings["preprocess"] = time.perf_counter() - t
-        summary["stages"]["preprocess"] = _stage_stats(data_bin)
-    if last >= 3:
-        t = step("train")
-        checkpoint = train(cfg.train, data_bin, wd / "checkpoints", force="train" in force,
-                           spm_model=vocab_dir / "spm.model")
-        timings["train"] = time.perf_counter() - t
-        summary["stages"]["train"] = _stage_stats(wd / "checkpoints")
-    if last >= 4:
-        t = step("convert")
-        manifest = convert(cfg.convert, checkpoint, vocab_dir, wd / "hf", parity_text=split_dir / "valid.txt",
-                           force="convert" in force)
-        timings["convert"] = time.perf_counter() - t
-        summary["stages"]["convert"] = manifest.get("stats", {})
-        if cfg.fill_mask:
-            summary["fill_mask"] = run_fill_mask(wd / "hf", cfg.fill_mask)
-    if last >= 5 and cfg.nsmc_train:
-        t = step("finetune")
-        manifest = finetune(cfg.finetune, wd / "hf", cfg.nsmc_train, wd / "finetune-nsmc",
-                            test_tsv=cfg.nsmc_test, force="finetune" in force)
-        timings["finetune"] = time.perf_counter() - t
-        summary["stages"]["finetune"] = manifest.get("stats", {})
+    opts = RunOptions(workers=cfg.n_workers, restart=restart, extend=extend)
+    logs = StageLogs(wd / "logs")
+    try:
+        for step in STEPS[: STAGES.index(until) + 1]:
+            if not step.enabled(cfg):
+                continue
+            logs.switch(step.stage)
+            log.info("=== stage %s === (full log: %s)", step.stage, logs.path(step.stage))
+            t = time.perf_counter()
+            run = importlib.import_module(f"koroberta.{step.stage}.stage").run
+            manifest = run(getattr(cfg, step.stage), step.inputs(cfg, wd), wd / step.out,
+                           force=step.stage in force, opts=opts)
+            timings[step.stage] = time.perf_counter() - t
+            summary["stages"][step.stage] = manifest.get("stats", {})
+            if step.stage == "convert":
+                summary.update(_check_export(cfg, wd))
+    finally:
+        logs.switch(None)
     summary["seconds"] = {k: round(v, 1) for k, v in timings.items()}
     write_json(wd / "summary.json", summary)
     return summary
 
 
+def _check_export(cfg: PipelineConfig, wd: Path) -> dict[str, Any]:
+    """What the closing summary shows about the export: the learning check and the fill-mask proposals."""
+    from koroberta.eval.mlm import masked_lm_check
+
+    log.info("=== learning check: masked-token accuracy on valid vs the unigram baseline ===")
+    out: dict[str, Any] = {"learning_check": masked_lm_check(
+        wd / "hf", wd / "corpus" / "split" / "valid.txt", wd / "data-bin",
+        max_length=cfg.train.tokens_per_sample).to_dict()}
+    if cfg.fill_mask:
+        out["fill_mask"] = run_fill_mask(wd / "hf", cfg.fill_mask)
+    return out
+
+
+class StageLogs:
+    """While a stage runs, every log record of the process -- fairseq's and hydra's INFO lines and Python warnings
+    included, which the terminal does not show (koroberta.cli.setup_logging) -- is appended to
+    ``WORKDIR/logs/<stage>.log``. (The train stage's fairseq child process writes its own checkpoints/train.log.)"""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.handler: logging.Handler | None = None
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{name}.log"
+
+    def switch(self, name: str | None) -> None:
+        root = logging.getLogger()
+        if self.handler is not None:
+            root.removeHandler(self.handler)
+            self.handler.close()
+            self.handler = None
+        if name is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.handler = logging.FileHandler(self.path(name), encoding="utf-8")
+            self.handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(name)s | %(message)s"))
+            root.addHandler(self.handler)
+
+
 def run_fill_mask(model_dir: Path, sentences: list[str], top_k: int = 5) -> list[dict[str, Any]]:
     """``pipeline("fill-mask")`` on the exported directory — the way another project will load it."""
-    from koroberta.convert.hfcompat import import_transformers
+    from koroberta.hfcompat import import_transformers
 
     fill = import_transformers().pipeline("fill-mask", model=str(model_dir), tokenizer=str(model_dir), device="cpu")
     out = []
@@ -164,8 +208,8 @@ def run_fill_mask(model_dir: Path, sentences: list[str], top_k: int = 5) -> list
         if fill.tokenizer.mask_token not in s:
             raise ConfigError(f"fill_mask sentence has no {fill.tokenizer.mask_token}: {s!r}")
         preds = fill(s, top_k=top_k)
-        out.append({"sentence": s, "predictions": [{"token": p["token_str"], "score": round(float(p["score"]), 4)}
-                                                   for p in preds]})
+        out.append({"sentence": s, "predictions": [{"token": p["token_str"], "id": int(p["token"]),
+                                                    "score": round(float(p["score"]), 4)} for p in preds]})
     return out
 
 
@@ -193,11 +237,22 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  convert    max |logit diff| HF vs fairseq {par.get('max_abs_logit_diff', '?')} over "
                      f"{par.get('logit_sentences', '?')} sentences; token ids: {par.get('token_id_mismatches', '?')} "
                      f"mismatches in {par.get('token_id_lines', '?')} lines")
+    lc = summary.get("learning_check")
+    if lc:
+        from koroberta.eval.mlm import MaskedLMCheck
+
+        lines.append(f"  learned?   {MaskedLMCheck(**lc).describe()}")
     for fm in summary.get("fill_mask", []):
         preds = ", ".join(f"{p['token']!r} {p['score']:.2f}" for p in fm["predictions"])
         lines.append(f"  fill-mask  {fm['sentence']} -> {preds}")
+    fms = summary.get("fill_mask", [])
+    if lc and fms and all(p.get("id") in lc["frequent_ids"] for fm in fms for p in fm["predictions"]):
+        lines.append("             (every proposal is one of the 20 most frequent training tokens -- particles and "
+                     "punctuation: the model answers with frequencies here; judge it by the line above)")
     if f := st.get("finetune"):
-        lines.append(f"  finetune   NSMC accuracy {f.get('accuracy', '?')}, F1 {f.get('f1', '?')} "
+        def r4(v: Any) -> Any:
+            return round(v, 4) if isinstance(v, float) else "?" if v is None else v
+        lines.append(f"  finetune   NSMC accuracy {r4(f.get('accuracy'))}, F1 {r4(f.get('f1'))} "
                      f"({f.get('eval_split', 'dev')}; train {f.get('n_train', '?')}, dev {f.get('n_dev', '?')})")
     wd = Path(summary["workdir"])
     lines.append(f"  model      {wd / 'hf'}  (AutoModelForMaskedLM / AutoTokenizer .from_pretrained)")
@@ -207,8 +262,9 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 # -- CLI --------------------------------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
-    cfg = PipelineConfig.load(args.config, workdir=args.workdir, workers=args.workers)
-    summary = run_pipeline(cfg, until=args.until, force=tuple(args.force or ()))
+    cfg = PipelineConfig.load(args.config, workdir=args.workdir, workers=args.workers, source=args.source)
+    summary = run_pipeline(cfg, until=args.until, force=tuple(args.force or ()), restart=args.restart,
+                           extend=args.extend)
     print(format_summary(summary))
     return 0
 
@@ -221,6 +277,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML config, e.g. configs/demo.yaml")
     p.add_argument("--workdir", help="override `workdir:`")
     p.add_argument("--workers", type=int, help="override `workers:`")
+    p.add_argument("--source", help="override `source:` (e.g. the path `koroberta corpus download` printed)")
     p.add_argument("--until", default="finetune", choices=STAGES, help="stop after this stage")
     p.add_argument("--force", nargs="+", choices=STAGES, help="rerun these stages even if complete")
+    p.add_argument("--restart", action="store_true", help="train: move checkpoints of a different run aside and "
+                                                          "train from update 0 (see `koroberta train --help`)")
+    p.add_argument("--extend", action="store_true", help="train: continue the checkpoints to a raised max_update")
     p.set_defaults(func=_cmd_run)

@@ -56,10 +56,6 @@ def test_cli_options_override_yaml_and_bools_are_flags():
         p.parse_args(["--model-type", "wordpiece"])
 
 
-def test_sha256_tracks_values():
-    assert Demo().sha256() == Demo().sha256() != Demo(vocab_size=9).sha256()
-
-
 def test_load_yaml_errors(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_yaml(tmp_path / "nope.yaml")

@@ -82,8 +82,10 @@ def test_summary_reports_every_stage(run):
     assert tr["updates"] == 40
     assert tr["final_train_loss"] < tr["first_train_loss"] - 0.5, tr  # a tiny model on real text still learns
     text = format_summary(summary)
-    for needle in ("documents", "updates", "max |logit diff|", "fill-mask", "NSMC accuracy"):
+    for needle in ("documents", "updates", "max |logit diff|", "fill-mask", "NSMC accuracy", "learned?"):
         assert needle in text
+    lc = summary["learning_check"]
+    assert lc["lines"] > 0 and lc["masked"] > 100 and lc["unigram_top_token"]
 
 
 def test_documents_stay_separated_in_data_bin(run):
@@ -111,7 +113,7 @@ def test_fairseq_ids_equal_spm_plus_one_equal_hf(run):
     import sentencepiece as spm
     from fairseq.data import Dictionary, data_utils
 
-    from koroberta.convert.hfcompat import import_transformers
+    from koroberta.hfcompat import import_transformers
 
     _, _, wd = run
     sp = spm.SentencePieceProcessor(model_file=str(wd / "spm" / "spm.model"))
@@ -141,7 +143,7 @@ def test_hf_logits_equal_fairseq_hub_model(run):
     import torch
     from fairseq.models.roberta import RobertaModel
 
-    from koroberta.convert.hfcompat import import_transformers
+    from koroberta.hfcompat import import_transformers
 
     _, summary, wd = run
     par = summary["stages"]["convert"]["parity"]
@@ -210,3 +212,82 @@ def test_killed_then_rerun_is_byte_identical(run, tmp_path):
     for rel in DETERMINISTIC:
         assert _sha(wd / rel) == _sha(ref / rel), rel
     assert not list(wd.glob(".*.tmp-*")), "stale temporary directories left behind"
+
+
+def _mtimes(wd: Path) -> dict[str, int]:
+    # the stage outputs; summary.json and logs/<stage>.log are rewritten/appended by every run by design
+    return {str(p.relative_to(wd)): p.stat().st_mtime_ns for p in sorted(wd.rglob("*"))
+            if p.is_file() and p.name != "summary.json" and p.relative_to(wd).parts[0] != "logs"}
+
+
+def test_the_real_journey_cluster_train_then_run(run, tmp_path):
+    """The path users walk (issue: "the real journey"):
+
+    1. a finished run directory copied elsewhere, its inputs moved, and every run-time knob changed
+       (workers, chunk sizes, launcher, GPU split of the same effective batch, intervals): nothing reruns;
+    2. a preprocess change that cannot alter the .bin/.idx bytes (keep_encoded) reruns preprocess only;
+    3. training by the torchrun launcher script (2 gloo processes, the batch split over them), then
+       `koroberta run` converts and fine-tunes without re-entering training;
+    4. an identity change of train with checkpoints present: one-line error, exit 2, nothing moved.
+    """
+    import shutil
+
+    from koroberta.pipeline import PipelineConfig, run_pipeline
+
+    _, _, ref = run
+    wd = tmp_path / "copied-run"
+    shutil.copytree(ref, wd, symlinks=True)
+    inputs = tmp_path / "moved-inputs"
+    inputs.mkdir()
+    shutil.copy(CONFIG["source"], inputs / "dump.xml.bz2")
+    shutil.copy(CONFIG["nsmc_train"], inputs / "nsmc.tsv")
+    runtime = {**CONFIG, "workdir": str(wd), "source": str(inputs / "dump.xml.bz2"),
+               "nsmc_train": str(inputs / "nsmc.tsv"), "workers": 1,
+               "preprocess": {"chunk_lines": 7, "max_line_tokens": 50},
+               "train": {**CONFIG["train"], "launcher": "torchrun", "ngpus": 2, "batch_size": 4, "log_interval": 3,
+                         "save_interval_updates": 7, "tensorboard": True, "master_port": 29555}}
+    before = _mtimes(wd)
+    run_pipeline(PipelineConfig.from_dict(runtime))
+    assert _mtimes(wd) == before
+
+    run_pipeline(PipelineConfig.from_dict({**runtime, "preprocess": {"keep_encoded": True}}))
+    after = _mtimes(wd)
+    assert (wd / "data-bin" / "train.spm").is_file()  # preprocess reran ...
+    for rel in ("checkpoints/checkpoint_last.pt", "checkpoints/train.log", "hf/model.safetensors",
+                "finetune-nsmc/metrics.json"):
+        assert after[rel] == before[rel], rel  # ... and nothing downstream of the unchanged .bin/.idx did
+    for rel in DETERMINISTIC:
+        assert _sha(wd / rel) == _sha(ref / rel), rel
+
+    # 3. train on "the cluster" with the launcher script, then the README's next step on a CPU node
+    for d in ("checkpoints", "hf", "finetune-nsmc"):
+        shutil.rmtree(wd / d)
+    cfg_path = tmp_path / "journey.yaml"
+    cfg_path.write_text(yaml.safe_dump({**CONFIG, "workdir": str(wd), "source": str(inputs / "dump.xml.bz2"),
+                                        "nsmc_train": str(inputs / "nsmc.tsv")}, allow_unicode=True),
+                        encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NGPU": "2", "KOROBERTA": str(Path(sys.executable).parent /
+                                                                                 "koroberta")}
+    r = subprocess.run(["bash", str(REPO / "scripts/pretrain_torchrun.sh"), str(cfg_path), str(wd / "data-bin"),
+                        str(wd / "checkpoints"), "--device", "cpu", "--batch-size", "4"], env=env, cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "training on 2 devices" in (wd / "checkpoints" / "train.log").read_text()
+    r = subprocess.run([sys.executable, "-m", "koroberta", "run", str(cfg_path)], env=env, cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (wd / "checkpoints" / "train.log").read_text().count("# koroberta train:") == 1  # not re-entered
+    assert (wd / "hf" / "model.safetensors").is_file() and (wd / "finetune-nsmc" / "metrics.json").is_file()
+
+    # 4. an identity change with checkpoints present
+    cfg_path.write_text(yaml.safe_dump({**CONFIG, "workdir": str(wd), "source": str(inputs / "dump.xml.bz2"),
+                                        "nsmc_train": str(inputs / "nsmc.tsv"),
+                                        "train": {**CONFIG["train"], "lr": 0.002}}, allow_unicode=True),
+                        encoding="utf-8")
+    before = _mtimes(wd)
+    r = subprocess.run([sys.executable, "-m", "koroberta", "run", str(cfg_path)], env=env, cwd=REPO,
+                       capture_output=True, text=True)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert err[-1].startswith("error: ") and "lr 0.001 -> 0.002" in err[-1] and "--restart" in err[-1]
+    assert _mtimes(wd) == before

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import StageOutput, is_complete, read_manifest
+from koroberta.artifacts import StageOutput, read_manifest, skip_if_complete
 from koroberta.convert.config import ConvertConfig
 from koroberta.errors import DependencyError, InputError, ParityError
 
@@ -24,7 +24,7 @@ STAGE = "convert"
 
 def export_tokenizer(ev, out_dir: Path, model_max_length: int) -> None:
     """Write ``tokenizer.json`` / ``tokenizer_config.json`` for ``ev`` into ``out_dir``."""
-    from koroberta.convert.hfcompat import import_transformers
+    from koroberta.hfcompat import import_transformers
     from koroberta.convert.vocab import build_tokenizer
 
     tf = import_transformers()
@@ -52,15 +52,14 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
 
     from koroberta.convert import card, parity
     from koroberta.convert.checkpoint import load_checkpoint
-    from koroberta.convert.hfcompat import import_transformers
+    from koroberta.hfcompat import import_transformers
     from koroberta.convert.vocab import resolve_vocab
     from koroberta.convert.weights import hf_config_kwargs, hf_state_dict
 
     ckpt, vdir, out = Path(checkpoint), Path(vocab_dir), Path(out_dir)
     ptext = Path(parity_text) if parity_text is not None else None
     inputs = _inputs(ckpt, vdir, ptext)
-    if not force and is_complete(out, STAGE, cfg.to_dict(), inputs):
-        log.info("convert: %s is complete for this config and inputs; skipping", out)
+    if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
         return read_manifest(out) or {}
     if not vdir.is_dir():
         raise InputError("vocab dir not found", path=vdir, fix="pass --vocab-dir with spm.model + dict.txt "
@@ -76,7 +75,7 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
     tf = import_transformers()
     torch.manual_seed(0)
 
-    with StageOutput(out, stage=STAGE, config=cfg.to_dict(), inputs=inputs, overwrite=overwrite) as st:
+    with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
         export_tokenizer(ev, st.tmp, ck.max_positions)
         shutil.copyfile(ev.spm_model, st.tmp / "spm.model")
         hf_cfg = tf.RobertaConfig(**hf_config_kwargs(ck, ev))
@@ -97,12 +96,7 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
             par.update(token_id_lines=tp.lines, token_id_mismatches=tp.mismatches, tokens=tp.tokens,
                        fairseq_unk_tokens=tp.fairseq_unk_tokens)
             if tp.mismatches:
-                ex = tp.examples[0]
-                raise ParityError(f"HF tokenizer ids differ from fairseq ids on {tp.mismatches}/{tp.lines} lines "
-                                  f"(first: line {ex['line']} {ex['text']!r}: HF {ex['hf']} vs fairseq {ex['fairseq']})",
-                                  path=ptext or "built-in sentences",
-                                  fix="the spm.model/dict.txt pair is inconsistent with the tokenizer export; "
-                                      "report this with the line")
+                raise parity.token_mismatch_error(tp, ptext or "built-in sentences")
         if cfg.parity:
             fs_model = parity.build_fairseq_model(ck, ev)
             sents = lines[: cfg.parity_sentences]

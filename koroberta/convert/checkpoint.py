@@ -8,6 +8,7 @@ older versions store ``args`` (a Namespace). Both unpickle under ``torch.load(we
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,19 +60,48 @@ class RobertaCheckpoint:
         return getattr(self.model_args, name, default)
 
 
+#: how every ``torch.save`` file begins: the zip format (torch >= 1.6, what fairseq 0.12 writes) or the legacy format
+#: (a protocol-2 pickle of torch's magic number)
+_TORCH_MAGICS = (b"PK\x03\x04", b"\x80\x02")
+_FIX_NOT_CKPT = "pass a fairseq checkpoint_*.pt written by `koroberta train` / fairseq-train"
+
+
+def _sniff(path: Path) -> None:
+    """Refuse a file that is not a ``torch.save`` file at all, before torch does: torch's own message for random
+    bytes is about ``weights_only`` ("Weights only load failed ... Re-running with weights_only=False"), which
+    sends the user after the wrong problem."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise InputError("empty file, not a fairseq checkpoint", path=path,
+                         fix=_FIX_NOT_CKPT + " (an empty file means the training was killed while saving)")
+    if not head.startswith(_TORCH_MAGICS):
+        raise InputError(f"not a fairseq checkpoint: not a PyTorch file at all (it starts with bytes {head.hex(' ')}; "
+                         "a torch.save file starts with 50 4b or 80 02)", path=path, fix=_FIX_NOT_CKPT)
+
+
 def _torch_load(path: Path) -> dict[str, Any]:
     import pickle
 
     import torch
 
+    _sniff(path)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot read checkpoint ({first})", path=path,
-                         fix="pass a fairseq checkpoint_*.pt written by `koroberta train` / fairseq-train "
-                             "(a partially written file means the training was killed while saving)") from None
+    except pickle.UnpicklingError as e:
+        # a real torch file whose pickle holds objects a fairseq checkpoint never does (only tensors, containers and
+        # argparse.Namespace): some other program's file. Name the object, not torch's weights_only advice.
+        glob = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f"a PyTorch file holding {glob.group(1)} objects, which" if glob else "its pickle is damaged or holds " \
+            "objects that"
+        raise InputError(f"not a fairseq checkpoint: {what} a fairseq checkpoint never holds", path=path,
+                         fix=_FIX_NOT_CKPT) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise InputError(f"truncated or damaged PyTorch file, cannot read the checkpoint ({first})", path=path,
+                         fix=_FIX_NOT_CKPT + " (a partially written file means the training was killed while "
+                                             "saving: use the previous checkpoint_*.pt)") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise InputError("not a fairseq checkpoint (no 'model' state dict)", path=path,
                          fix="pass a checkpoint_*.pt from fairseq-train")

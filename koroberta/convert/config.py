@@ -10,6 +10,10 @@ from koroberta.config import Config, option
 @dataclasses.dataclass
 class ConvertConfig(Config):
     SECTION = "convert"
+    # all identity: the parity settings and figures are written into the model card (README.md)
+    IDENTITY = ("dtype", "parity", "parity_lines", "parity_sentences", "atol", "model_name", "language", "license",
+                "data_description")
+    RUNTIME = ()
 
     dtype: str = option("fp32", choices=("fp32", "fp16"), help="dtype of model.safetensors (parity is always checked in fp32)")
     parity: bool = option(True, help="check HF vs fairseq logits and token ids; --no-parity is required when fairseq "

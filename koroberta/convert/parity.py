@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from koroberta.convert.checkpoint import RobertaCheckpoint
 from koroberta.convert.vocab import ExportVocab
-from koroberta.errors import InputError
+from koroberta.text import find_special_literal
+from koroberta.spm.layout import load_processor
+from koroberta.errors import InputError, ParityError
 from koroberta.spm.layout import BOS, EOS, UNK
 
 # Used when no --parity-text is given (own sentences; mixed Hangul, numbers, Latin, punctuation).
@@ -26,6 +29,9 @@ BUILTIN_SENTENCES = [
 
 def fairseq_available() -> bool:
     """True when ``import fairseq`` works (an installed-but-broken fairseq counts as missing)."""
+    # importing fairseq imports its speech tasks, which log "Please install tensorboardX" at INFO: noise on the
+    # convert stage's output, which uses neither
+    logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
     try:
         import fairseq  # noqa: F401
     except ImportError:
@@ -63,6 +69,33 @@ class TokenParity:
     examples: list[dict[str, Any]] = field(default_factory=list)
     fairseq_unk_tokens: int = 0
     tokens: int = 0
+    #: first mismatching line that holds a literal special token: (line number, the literal, the text)
+    literal: tuple[int, str, str] | None = None
+    literal_mismatches: int = 0  # mismatching lines that hold one
+
+
+def token_mismatch_error(tp: TokenParity, where: object) -> ParityError:
+    """The error for a failed token-id check, naming the cause.
+
+    A line holding a literal special token (``<mask>``, ``</s>``, ...) is the cause we know: spm and fairseq split it
+    into ordinary pieces while the HF tokenizer reads it as one special id, so no spm/dict pair can agree on it. The
+    corpus cleaner removes them (koroberta.corpus.wikitext.remove_special_literals), so such a line means the text
+    was not made by the current corpus stage. Any other mismatch is a tokenizer-export bug.
+    """
+    if tp.literal is not None:
+        n, lit, text = tp.literal
+        others = tp.mismatches - tp.literal_mismatches
+        return ParityError(
+            f"HF tokenizer ids differ from fairseq ids on {tp.mismatches}/{tp.lines} lines because line {n} holds a "
+            f"literal special token {lit!r} ({text!r}), which HF reads as one special id and spm/fairseq split into "
+            f"pieces" + (f"; {others} other line(s) differ without one" if others else ""), path=where,
+            fix="rebuild the corpus with the current cleaner (`koroberta corpus build ... --force`, or `koroberta run "
+                "CONFIG --force corpus`; it removes these literals), then spm/preprocess/train from it")
+    ex = tp.examples[0]
+    return ParityError(f"HF tokenizer ids differ from fairseq ids on {tp.mismatches}/{tp.lines} lines "
+                       f"(first: line {ex['line']} {ex['text']!r}: HF {ex['hf']} vs fairseq {ex['fairseq']})",
+                       path=where, fix="the spm.model/dict.txt pair is inconsistent with the tokenizer export; "
+                                       "report this with the line")
 
 
 def fairseq_encoder(ev: ExportVocab):
@@ -85,9 +118,8 @@ def fairseq_encoder(ev: ExportVocab):
 
 def check_token_ids(tokenizer, ev: ExportVocab, lines: list[str]) -> TokenParity:
     """HF ``tokenizer(line)`` ids (mapped to fairseq rows) == ``<s>`` + fairseq ``encode_line`` ids, per line."""
-    import sentencepiece as spm
 
-    sp = spm.SentencePieceProcessor(model_file=str(ev.spm_model))
+    sp = load_processor(ev.spm_model)
     enc = fairseq_encoder(ev)
     res = TokenParity()
     hf_all = tokenizer(lines, add_special_tokens=True)["input_ids"]
@@ -101,6 +133,11 @@ def check_token_ids(tokenizer, ev: ExportVocab, lines: list[str]) -> TokenParity
             res.mismatches += 1
             if len(res.examples) < 3:
                 res.examples.append({"line": n, "text": line[:80], "hf": mapped[:20], "fairseq": fs_ids[:20]})
+            lit = find_special_literal(line)
+            if lit is not None:
+                res.literal_mismatches += 1
+                if res.literal is None:
+                    res.literal = (n, lit, line[:80])
     return res
 
 
@@ -124,10 +161,9 @@ def build_fairseq_model(ck: RobertaCheckpoint, ev: ExportVocab):
 def max_logit_diff(fs_model, hf_model, tokenizer, ev: ExportVocab, sentences: list[str], max_positions: int,
                    ) -> tuple[float, int]:
     """max |HF logit - fairseq logit| over all positions/vocab of ``sentences`` (each run unpadded)."""
-    import sentencepiece as spm
     import torch
 
-    sp = spm.SentencePieceProcessor(model_file=str(ev.spm_model))
+    sp = load_processor(ev.spm_model)
     enc = fairseq_encoder(ev)
     cols = torch.tensor(ev.hf_to_fairseq, dtype=torch.long)
     worst, n = 0.0, 0
@@ -138,6 +174,10 @@ def max_logit_diff(fs_model, hf_model, tokenizer, ev: ExportVocab, sentences: li
             hf_logits = hf_model(input_ids=torch.tensor([hf_ids])).logits[0].float()
             fs_logits = fs_model(torch.tensor([fs_ids]))[0][0].float().index_select(-1, cols)
             if hf_logits.shape != fs_logits.shape:
+                lit = find_special_literal(s)
+                if lit is not None:  # the known cause (see token_mismatch_error), not the weight mapping
+                    tp = TokenParity(lines=n + 1, mismatches=1, literal=(n + 1, lit, s[:80]), literal_mismatches=1)
+                    raise token_mismatch_error(tp, "parity sentence")
                 return float("inf"), n + 1
             worst = max(worst, float((hf_logits - fs_logits).abs().max()))
             n += 1

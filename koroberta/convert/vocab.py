@@ -96,6 +96,16 @@ def _legacy_vocab(spm_model: Path, dict_path: Path) -> ExportVocab:
     from koroberta.spm.legacy import build_legacy_map
 
     spm_to_fairseq = build_legacy_map(spm_model, dict_path)["spm_to_fairseq"]
+    recorded = spm_model.parent / "legacy_map.json"
+    if recorded.is_file():
+        # a directory made by `koroberta spm import-legacy`: the map it recorded must be the one these files give
+        # (a dict.txt or model swapped after the import would otherwise export silently with other rows)
+        import json
+
+        if json.loads(recorded.read_text(encoding="utf-8")).get("spm_to_fairseq") != spm_to_fairseq:
+            raise InputError("legacy_map.json does not match spm.model + dict.txt next to it (one of them was "
+                             "replaced after the import)", path=recorded,
+                             fix="rerun `koroberta spm import-legacy` with the model and dict the checkpoint used")
     proto = spm_proto(spm_model)
     fs = list(FAIRSEQ_SPECIALS) + read_dict_symbols(dict_path) + [MASK]
     unk_ids = [i for i, p in enumerate(proto.pieces) if p.type == _UNKNOWN]

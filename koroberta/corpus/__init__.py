@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from koroberta.corpus.config import CorpusConfig
-from koroberta.corpus.normalize import clean_text
+from koroberta.text import clean_text
 from koroberta.errors import OutputError
 
 _OWN = ("extract", "clean", "sentences", "split")

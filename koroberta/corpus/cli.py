@@ -16,7 +16,10 @@ def _config(args: argparse.Namespace):
     return CorpusConfig.from_cli(args, args.config)
 
 
-def _common(p: argparse.ArgumentParser, *, shards: bool = True, workers: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, *, shards: bool = True, workers: bool = True,
+            fields: tuple[str, ...] | None = None) -> None:
+    """Options every step shares, plus the corpus config fields this step uses (``fields``; None = all), so that
+    each step's --help lists only what changes its output."""
     from koroberta.corpus.config import CorpusConfig
 
     p.add_argument("--config", metavar="FILE.yaml", help="YAML config; its `corpus:` section is used")
@@ -28,7 +31,7 @@ def _common(p: argparse.ArgumentParser, *, shards: bool = True, workers: bool = 
                        help="worker processes (default: 1); extract also decodes a .bz2 dump with this many threads")
     p.add_argument("--force", action="store_true", help="redo the step even if its output is complete")
     p.add_argument("--overwrite", action="store_true", help="replace an output directory holding foreign files")
-    CorpusConfig.add_arguments(p)
+    CorpusConfig.add_arguments(p, only=fields)
 
 
 def _print_done(path) -> int:
@@ -40,7 +43,8 @@ def cmd_download(args: argparse.Namespace) -> int:
     from koroberta.corpus.download import download_dump
 
     return _print_done(download_dump(args.wiki, args.date, args.out_dir, base_url=args.base_url,
-                                     verify=not args.no_verify))
+                                     checksum_base_url=args.checksum_base_url, verify=not args.no_verify,
+                                     retries=args.retries))
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -87,45 +91,63 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
+    from koroberta.corpus.config import CLEAN_FIELDS, EXTRACT_FIELDS, SENTENCE_FIELDS, SPLIT_FIELDS
     from koroberta.corpus.download import DEFAULT_BASE_URL
 
     p = subparsers.add_parser("corpus", help="kowiki dump -> clean, sentence-split train/valid/test text",
                               description="Corpus stage: download, extract, clean, sentence split, train/valid/test.")
     sub = p.add_subparsers(dest="corpus_command", metavar="STEP", required=True)
 
-    d = sub.add_parser("download", help="fetch <wiki>-<date>-pages-articles.xml.bz2 (resumes, verifies SHA-1)")
+    d = sub.add_parser("download", help="fetch <wiki>-<date>-pages-articles.xml.bz2 (resumes, verifies SHA-1)",
+                       description="Download a dated pages-articles dump (HTTP Range resume, retries with backoff), "
+                                   "verify its SHA-1, record it in <file>.json, and print the file's path (put it in "
+                                   "the config's `source:`).")
     d.add_argument("out_dir", help="directory to download into")
     d.add_argument("--wiki", default="kowiki", help="wiki database name (default: kowiki)")
-    d.add_argument("--date", default="latest", help="dump date YYYYMMDD or 'latest' (default: latest)")
-    d.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"dump server or mirror (default: {DEFAULT_BASE_URL})")
-    d.add_argument("--no-verify", action="store_true", help="skip the SHA-1 check (not recommended)")
+    d.add_argument("--date", default="latest",
+                   help="dump date YYYYMMDD, or 'latest' = the newest finished dump, resolved to its date "
+                        "(default: latest)")
+    d.add_argument("--base-url", default=DEFAULT_BASE_URL,
+                   help=f"dump server or mirror with the same layout (default: {DEFAULT_BASE_URL})")
+    d.add_argument("--checksum-base-url", default=DEFAULT_BASE_URL,
+                   help="where to get the SHA-1 when --base-url publishes none; without one the download is "
+                        f"refused (default: {DEFAULT_BASE_URL})")
+    d.add_argument("--retries", type=int, default=5,
+                   help="retries per request on connection errors and 429/5xx, with exponential backoff (default: 5)")
+    d.add_argument("--no-verify", action="store_true",
+                   help="accept the file without a published SHA-1 (logged as a warning; not recommended)")
     d.set_defaults(func=cmd_download)
 
     e = sub.add_parser("extract", help="dump/WikiExtractor/text -> cleaned documents (docs.jsonl), per shard")
-    e.add_argument("source", help=".xml.bz2/.xml dump, WikiExtractor output (dir or file, .xz ok), or text file")
+    e.add_argument("source", help=".xml.bz2/.xml dump, WikiExtractor output (dir or file, .xz ok), text file, or a "
+                                  "Hugging Face dataset on disk (save_to_disk dir; .parquet/.jsonl file or dir) with a "
+                                  "`text` column")
     e.add_argument("out_dir", help="corpus output directory (extract[-i-of-n]/ is written inside)")
-    _common(e)
+    _common(e, fields=EXTRACT_FIELDS)
     e.set_defaults(func=cmd_extract)
 
     c = sub.add_parser("clean", help="merge extract shards in page order, drop exact duplicates")
     c.add_argument("out_dir", help="corpus output directory holding the extract shard(s)")
-    _common(c, workers=False)
+    _common(c, workers=False, fields=CLEAN_FIELDS)
     c.set_defaults(func=cmd_clean)
 
     s = sub.add_parser("split", help="kss sentence split (per shard) and train/valid/test split (--merge)")
     s.add_argument("out_dir", help="corpus output directory holding clean/")
     s.add_argument("--merge", action="store_true", help="merge the sentence shards into split/{train,valid,test}.txt")
-    _common(s)
+    _common(s, fields=SENTENCE_FIELDS + SPLIT_FIELDS)
     s.set_defaults(func=cmd_split)
 
     b = sub.add_parser("build", help="all steps on one machine (what `koroberta run` does)")
-    b.add_argument("source", help=".xml.bz2/.xml dump, WikiExtractor output (dir or file), or text file")
-    b.add_argument("out_dir", help="corpus output directory; split/ holds the result")
+    b.add_argument("source", help=".xml.bz2/.xml dump, WikiExtractor output (dir or file), text file, or a Hugging "
+                                  "Face dataset on disk (save_to_disk dir; .parquet/.jsonl file or dir) with a `text` "
+                                  "column")
+    b.add_argument("out_dir", help="corpus output directory; split/ holds the result ({train,valid,test}.txt, and "
+                                   "hf/*.parquet for datasets)")
     _common(b, shards=False)
     b.set_defaults(func=cmd_build)
 
     k = sub.add_parser("backends", help="measure kss backends on text: sentences/s per core and agreement")
-    k.add_argument("text", help="text file, one paragraph per line (e.g. clean/corpus.txt)")
+    k.add_argument("text", help="text file, one paragraph or sentence per line (e.g. split/train.txt)")
     k.add_argument("--backends", nargs="+", default=["punct", "fast", "pecab", "mecab"])
     k.add_argument("--max-chars", type=int, default=200_000, help="characters of text to split (default: 200000)")
     k.set_defaults(func=cmd_backends)

@@ -14,6 +14,11 @@ class CorpusConfig(Config):
     """extract -> clean -> sentence split -> train/valid/test split."""
 
     SECTION = "corpus"
+    # Every field shapes the text (report adds report.md/PNGs to the split directory). The worker count is not a
+    # field: it is passed per call and the output is byte-identical for any count (tests/corpus/test_build.py).
+    IDENTITY = ("dbname", "keep_disambiguation", "drop_sections", "normalization", "min_chars", "min_line_chars",
+                "dedup", "backend", "valid_fraction", "test_fraction", "split_salt", "report")
+    RUNTIME = ()
 
     # extract
     dbname: str = option("kowiki", help="expected <dbname> of the dump; another wiki is an error ('' = accept any, warn)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from koroberta.artifacts import SPLITS
+
 
 def _pct(ordered: Sequence[int], q: float) -> int:
     """Percentile ``q`` of an already sorted sequence (nearest rank)."""
@@ -40,7 +42,7 @@ def write_report(out: Path, stats: dict[str, Any], doc_lens: Sequence[int], sent
     _hist(sent_lens, out / "sentence_chars.png", "sentence length (clipped at p99)", "characters per sentence")
     lines = ["# Corpus report", "", f"kss backend: `{stats.get('backend')}`", "",
              "| split | documents | sentences | characters |", "|---|---:|---:|---:|"]
-    for s in ("train", "valid", "test"):
+    for s in SPLITS:
         lines.append(f"| {s} | {stats['documents'][s]:,} | {stats['sentences'][s]:,} | {stats['characters'][s]:,} |")
     lines += ["", "| length | p10 | p50 | p90 | p99 | max |", "|---|---:|---:|---:|---:|---:|"]
     for name, v in (("document (chars)", doc_lens), ("sentence (chars)", sent_lens)):

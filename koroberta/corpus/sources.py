@@ -1,6 +1,8 @@
 """Readers for every accepted source: MediaWiki XML dumps (``.xml.bz2``/``.xml``/``.xml.xz``/``.xml.gz``),
 WikiExtractor output (a directory of ``wiki_NN`` files or one file, optionally ``.xz``/``.bz2``), plain text
-(blank line = document boundary).
+(blank line = document boundary), and Hugging Face ``datasets`` data on disk: a ``save_to_disk`` directory, or
+Parquet / JSON Lines files (one file or a directory of them) with a ``text`` column (one document per row, one
+paragraph per line) and optional ``id`` / ``title`` columns, read through ``datasets`` (see :func:`iter_hf`).
 
 All readers yield :class:`RawPage` in source order with a running ordinal ``ord`` (used for sharding: shard ``i`` of
 ``n`` handles ordinals ``ord % n == i``, so any shard count sees the same pages in the same order). Bad input
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
-from koroberta.errors import InputError
+from koroberta.config import available_cpus
+from koroberta.errors import DependencyError, InputError
 
 log = logging.getLogger("koroberta.corpus")
 
@@ -80,17 +83,38 @@ def _peek_text(path: Path, n: int = 4096) -> bytes:
 
 
 def detect_format(path: Path) -> str:
-    """``dump`` | ``wikiextractor`` | ``text`` for a file; a directory is WikiExtractor output or text files."""
+    """``dump`` | ``wikiextractor`` | ``text`` | ``hf_disk`` | ``parquet`` | ``jsonl`` for a file or directory.
+
+    A directory is a ``save_to_disk`` dataset (its ``state.json`` + ``dataset_info.json``, or ``dataset_dict.json``),
+    a directory of Parquet or JSON Lines files (other files next to them, e.g. a dataset repo's README.md, are
+    ignored), or WikiExtractor output / text files. A file is Parquet by its ``PAR1`` magic or ``.parquet`` name,
+    JSON Lines by its ``.jsonl``/``.json``/``.ndjson`` name (content cannot tell JSON Lines from text).
+    """
     if path.is_dir():
+        if (path / "dataset_dict.json").is_file() or ((path / "state.json").is_file()
+                                                      and (path / "dataset_info.json").is_file()):
+            return "hf_disk"
+        kinds = {k for k in map(_hf_file_kind, list_dir_files(path)) if k}
+        if len(kinds) > 1:
+            raise InputError("directory holds both Parquet and JSON Lines files", path=path,
+                             fix="put the files of one dataset, in one format, in a directory of their own")
+        if kinds:
+            return kinds.pop()
         files = list_dir_files(path)
         if not files:
             raise InputError("directory holds no input files", path=path,
-                             fix="point at a WikiExtractor output directory or a text file")
+                             fix="point at a WikiExtractor output directory, a text file, or a dataset "
+                                 "(save_to_disk directory, Parquet or JSON Lines files)")
         return detect_format(files[0])
     if not path.is_file():
         raise InputError("source not found", path=path, fix="pass an existing dump, WikiExtractor output or text file")
     if path.stat().st_size == 0:
         raise InputError("empty file", path=path, fix="re-download the dump (`koroberta corpus download`)")
+    with open(path, "rb") as f:
+        if f.read(4) == b"PAR1":
+            return "parquet"
+    if _hf_file_kind(path):  # by name: a damaged .parquet is reported by the reader, which names what is wrong
+        return _hf_file_kind(path)  # type: ignore[return-value]
     head = _peek_text(path).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"<mediawiki") or (head.startswith(b"<?xml") and b"<mediawiki" in head):
         return "dump"
@@ -109,6 +133,13 @@ def list_dir_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.relative_to(path).parts))
 
 
+_HF_SUFFIXES = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
+
+
+def _hf_file_kind(path: Path) -> str | None:
+    return _HF_SUFFIXES.get(path.suffix.lower())
+
+
 def _open_dump(path: Path, kind: str | None, threads: int,
                stack: contextlib.ExitStack) -> tuple[IO[bytes], Callable[[], int]]:
     """The decompressed stream of a dump (closed with ``stack``) and a function giving the compressed bytes read.
@@ -125,7 +156,7 @@ def _open_dump(path: Path, kind: str | None, threads: int,
         except ImportError:
             pass
         else:
-            threads = max(1, min(threads, os.cpu_count() or 1))  # more threads than cores only adds switching
+            threads = max(1, min(threads, available_cpus()))  # more threads than cores only adds switching
             fast = stack.enter_context(contextlib.closing(indexed_bzip2.open(str(path), parallelization=threads)))
             return fast, lambda: fast.tell_compressed() // 8
     raw = stack.enter_context(open(path, "rb"))
@@ -362,10 +393,158 @@ def iter_text(paths: list[Path], stats: ReadStats) -> Iterator[RawPage]:
             stats.pages = ordinal
 
 
+# -- Hugging Face datasets on disk -------------------------------------------------------------------------------------
+_STRING = ("string", "large_string")
+_INTEGER = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+#: the columns read: the Arrow types each may have, those types in words, and what to do about another type
+_COLUMNS = {
+    "text": (_STRING, "string", "store each document as one string in `text` (one paragraph per line)"),
+    "id": (_STRING + _INTEGER, "string or integer",
+           "make `id` a string or integer column, or drop it (ids are then `ord<row>`)"),
+    "title": (_STRING, "string", "make `title` a string column, or drop it"),
+}
+_HF_BATCH = 1000  # rows per Arrow batch: bounded memory however large the file, few Python calls per row
+
+
+def _datasets():
+    """``datasets``, imported offline: a source is local data, and nothing may be fetched while reading it."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    try:
+        import datasets
+    except ImportError as e:  # pragma: no cover - datasets is a pinned dependency
+        raise DependencyError(f"the datasets package is not importable ({e})",
+                              fix="pip install -r requirements/constraints.txt (datasets is pinned there)") from None
+    return datasets
+
+
+@contextlib.contextmanager
+def _datasets_quiet() -> Iterator[None]:
+    """datasets logs a read error at ERROR level before raising it; we raise it again as one line, so its log would
+    only add more lines to the same error. Silenced just around the calls that read, not for the process."""
+    logger = logging.getLogger("datasets")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _unreadable(path: Path, kind: str, e: BaseException) -> InputError:
+    what = {"parquet": "a Parquet file", "jsonl": "a JSON Lines file", "hf_disk": "a datasets save_to_disk directory"}
+    reason = (str(e).strip().splitlines() or [""])[0][:300]
+    return InputError(f"not readable as {what[kind]} ({type(e).__name__}: {reason})", path=path,
+                      fix="the data is damaged or in another format; re-create it (e.g. Dataset.to_parquet / "
+                          "save_to_disk) or re-download it")
+
+
+def _columns(features, path: Path) -> list[str]:
+    """The columns to read (``text``, plus ``id``/``title`` when present), after checking their types."""
+    if features is None:  # JSON whose schema datasets resolves only while reading: checked row by row instead
+        return []
+    if "text" not in features:
+        raise InputError(f"no `text` column (columns: {', '.join(features) or 'none'})", path=path,
+                         fix="rename the column that holds the documents to `text` (datasets: "
+                             "ds.rename_column(\"content\", \"text\")), one document per row")
+    cols = []
+    for name, (types, words, fix) in _COLUMNS.items():
+        if name not in features:
+            continue
+        dtype = getattr(features[name], "dtype", None)  # Value features have one; List, Json, ... do not
+        if dtype not in types:
+            shown = dtype if dtype is not None else type(features[name]).__name__
+            raise InputError(f"column `{name}` is of type {shown}, not {words}", path=path, fix=fix)
+        cols.append(name)
+    return cols
+
+
+def _hf_parts(source: Path, kind: str) -> Iterator[tuple[Path, Callable[[], object]]]:
+    """(path named in errors, function opening that part as a ``datasets`` dataset) in reading order.
+
+    Parquet / JSON Lines: one streaming dataset per file (sorted by path), so nothing is loaded or cached whole and
+    an error names the very file; ``load_dataset`` costs ~5 ms per file after its first call. The schema of every
+    Parquet file is checked first (a footer read each, as datasets itself infers features), so a bad shard among
+    hundreds fails at once rather than after the ones before it were cleaned; only the columns used are read.
+    ``save_to_disk``: the Arrow files are memory-mapped by ``load_from_disk``; a ``DatasetDict`` is read split
+    after split in its stored order.
+    """
+    datasets = _datasets()
+    if kind == "hf_disk":
+        yield source, lambda: datasets.load_from_disk(str(source))
+        return
+    files = ([f for f in list_dir_files(source) if _hf_file_kind(f) == kind] if source.is_dir() else [source])
+    if source.is_dir():
+        others = len(list_dir_files(source)) - len(files)
+        if others:
+            log.info("%s: reading %d %s file(s), ignoring %d other file(s)", source, len(files), kind, others)
+    if kind == "jsonl":  # JSON has no schema to check before reading: iter_hf checks the first batch of each file
+        for f in files:
+            yield f, (lambda f=f: datasets.load_dataset("json", data_files=[str(f)], split="train", streaming=True))
+        return
+    import pyarrow.parquet as pq
+
+    columns = {}
+    for f in files:
+        try:
+            schema = pq.read_schema(f)
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise _unreadable(f, kind, e) from None
+        columns[f] = _columns(datasets.Features.from_arrow_schema(schema), f)
+    for f in files:
+        yield f, (lambda f=f: datasets.load_dataset("parquet", data_files=[str(f)], split="train", streaming=True,
+                                                    columns=columns[f]))
+
+
+def iter_hf(source: Path, kind: str, stats: ReadStats) -> Iterator[RawPage]:
+    """Rows of Hugging Face ``datasets`` data on disk (``kind``: ``hf_disk`` | ``parquet`` | ``jsonl``), read
+    through ``datasets`` in Arrow batches of :data:`_HF_BATCH` rows.
+
+    Each row is one document: ``text`` is already plain text with one paragraph per line, so it takes the
+    plain-text cleaning path (``clean=True``: normalisation, control characters, literal special tokens, short
+    lines; no wikitext rules). ``id`` (string or integer) is the document id the train/valid/test split hashes;
+    a dataset without an ``id`` column, or a row whose id is null, gets ``ord<N>`` with ``N`` the row's index in
+    the whole source (files in path order; the splits of a ``DatasetDict`` in their order), the fallback the dump
+    reader uses for a page without one. ``title`` is kept when present. A null ``text`` is an empty document.
+    """
+    ordinal = 0
+    for path, open_part in _hf_parts(source, kind):
+        try:
+            with _datasets_quiet():
+                ds = open_part()
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise _unreadable(path, kind, e) from None
+        # a DatasetDict: its splits in their stored order
+        dicts = list(ds.items()) if isinstance(ds, _datasets().DatasetDict) else [(None, ds)]
+        for split_name, part in dicts:
+            where = path / split_name if split_name else path
+            cols = _columns(part.features, where)
+            batches = iter(part.with_format("arrow").iter(batch_size=_HF_BATCH))
+            while True:
+                try:
+                    with _datasets_quiet():
+                        table = next(batches)
+                except StopIteration:
+                    break
+                except (OSError, ValueError) as e:
+                    raise _unreadable(path, kind, e) from None
+                if not cols:  # schema known only now (see _columns)
+                    cols = _columns(_datasets().Features.from_arrow_schema(table.schema), where)
+                values = {c: table.column(c).to_pylist() for c in cols}
+                for i, text in enumerate(values["text"]):  # strings or None: the column type was checked
+                    pid = values["id"][i] if "id" in values else None
+                    title = values["title"][i] if "title" in values else None
+                    yield RawPage(ord=ordinal, id=f"ord{ordinal}" if pid is None or pid == "" else str(pid),
+                                  title=title or "", ns=0, text=text or "", clean=True)
+                    ordinal += 1
+                    stats.pages = ordinal
+
+
 def iter_source(source: Path, stats: ReadStats, *, dbname: str = "kowiki",
                 decompress_threads: int = 1) -> Iterator[RawPage]:
     """Dispatch on the detected format (see the module docstring)."""
     fmt = detect_format(source)
+    if fmt in ("hf_disk", "parquet", "jsonl"):
+        return iter_hf(source, fmt, stats)
     if fmt == "dump":
         if source.is_dir():
             raise InputError("a directory of XML dumps is not supported", path=source,

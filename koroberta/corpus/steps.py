@@ -1,9 +1,10 @@
 """The corpus sub-steps, each a :class:`~koroberta.artifacts.StageOutput` directory under ``out_dir``::
 
     out_dir/extract[-IIIII-of-NNNNN]/docs.jsonl     pages -> cleaned documents (ord, id, title, text); per shard
-    out_dir/clean/{docs.jsonl, corpus.txt}          shards merged in page order, exact duplicates removed
+    out_dir/clean/docs.jsonl                        shards merged in page order, exact duplicates removed
     out_dir/sentences[-IIIII-of-NNNNN]/sentences.jsonl   kss sentence split; per shard (doc index % N)
     out_dir/split/{train,valid,test}.txt            by hash(salt, page id); report.md + histogram PNGs
+    out_dir/split/hf/{train,valid,test}.parquet     the same documents as a Hugging Face dataset (id, title, sentences)
 
 Sharding: shard ``i`` of ``n`` takes pages with ``ord % n == i`` (extract) and documents with
 ``index % n == i`` (sentences); the merge steps interleave the shards back into source order, so the final files
@@ -22,18 +23,17 @@ import io
 import json
 import logging
 import multiprocessing as mp
-import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from koroberta.artifacts import StageOutput, is_complete, read_manifest
+from koroberta.artifacts import SPLITS, StageOutput, read_manifest, skip_if_complete
+from koroberta.progress import progress_bar
 from koroberta.corpus.config import (CLEAN_FIELDS, EXTRACT_FIELDS, SENTENCE_FIELDS, SPLIT_FIELDS, CorpusConfig)
 from koroberta.errors import ConfigError, DependencyError, InputError
 
 log = logging.getLogger("koroberta.corpus")
 
-SPLITS = ("train", "valid", "test")
 _json_str = json.encoder.encode_basestring  # C; the ensure_ascii=False flavour json.dumps uses
 _BATCH = 32  # pages per worker task: ~0.3 MB of wikitext, amortises pickling; ordered imap keeps source order
 
@@ -49,10 +49,7 @@ def _check_shard(shard: int, num_shards: int) -> None:
 
 
 def _progress(desc: str, unit: str, total: int | None = None):
-    from tqdm import tqdm
-
-    return tqdm(desc=desc, unit=unit, total=total, disable=None, mininterval=2.0, dynamic_ncols=True,
-                unit_scale=unit == "B", file=sys.stderr)
+    return progress_bar(desc, unit, total=total)
 
 
 # -- extract ----------------------------------------------------------------------------------------------------------
@@ -65,16 +62,18 @@ def _doc_json(ordinal: int, pid: str, title: str, text: str) -> str:
     return f'{{"ord": {ordinal}, "id": {_json_str(pid)}, "title": {_json_str(title)}, "text": "{body}"}}\n'
 
 
-def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[str | None, str, int]]:
-    """Worker: wikitext -> lines for a batch of pages, in order. Returns (docs.jsonl line | None, drop reason, chars)."""
-    from koroberta.corpus.normalize import collapse_ws, normalize_block
-    from koroberta.corpus.wikitext import is_disambiguation, keep_line, wikitext_to_lines
+def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[str | None, str, int, int]]:
+    """Worker: wikitext -> lines for a batch of pages, in order. Returns (docs.jsonl line | None, drop reason, chars,
+    literal special tokens removed from the kept document)."""
+    from koroberta.text import collapse_ws, normalize_block
+    from koroberta.corpus.wikitext import (is_disambiguation, keep_line, remove_special_literals,
+                                           wikitext_to_lines)
 
     pages, opt = task
     out = []
     for ordinal, pid, title, text, clean in pages:
         if not clean and not opt["keep_disambiguation"] and is_disambiguation(text):
-            out.append((None, "disambiguation", 0))
+            out.append((None, "disambiguation", 0, 0))
             continue
         if clean:
             block = normalize_block(text, opt["normalization"])
@@ -82,13 +81,14 @@ def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[str | N
         else:
             lines = wikitext_to_lines(text, drop_sections=opt["drop_sections"], normalization=opt["normalization"],
                                       min_line_chars=opt["min_line_chars"])
-        body = "\n".join(lines)
+        # every source kind passes here: the one place literal special tokens are removed (see wikitext.py)
+        body, literals = remove_special_literals("\n".join(lines), opt["min_line_chars"])
         if not body:
-            out.append((None, "empty_after_cleaning", 0))
+            out.append((None, "empty_after_cleaning", 0, 0))
         elif len(body) < opt["min_chars"]:
-            out.append((None, "too_short", 0))
+            out.append((None, "too_short", 0, 0))
         else:
-            out.append((_doc_json(ordinal, pid, title, body), "", len(body)))
+            out.append((_doc_json(ordinal, pid, title, body), "", len(body), literals))
     return out
 
 
@@ -140,22 +140,23 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
     the wikitext, and write ``docs.jsonl`` (one ``{"ord","id","title","text"}`` per document, text lines =
     paragraphs). Drop reasons and reader counters go to the manifest stats."""
     from koroberta.corpus.sources import ReadStats, iter_source
+    from koroberta.corpus.wikitext import CLEANER_VERSION
 
     _check_shard(shard, num_shards)
     source = Path(source)
     final = Path(out_dir) / shard_name("extract", shard, num_shards)
-    conf = {**cfg.part(*EXTRACT_FIELDS), "shard": shard, "num_shards": num_shards}
+    # the cleaner version is part of the config: an extract written by an older cleaner is redone, not reused
+    conf = {**cfg.part(*EXTRACT_FIELDS), "shard": shard, "num_shards": num_shards, "cleaner": CLEANER_VERSION}
     inputs = {"source": source}
     if not source.exists():
         raise InputError("source not found", path=source, fix="pass an existing dump, WikiExtractor output or text file")
-    if not force and is_complete(final, "corpus.extract", conf, inputs):
-        log.info("extract: %s is complete, skipping", final)
+    if skip_if_complete(final, "corpus.extract", conf, inputs, force=force, log=log):
         return final
     opt = {k: conf[k] for k in ("keep_disambiguation", "drop_sections", "normalization", "min_line_chars",
                                 "min_chars")}
     rstats = ReadStats()
     drops: dict[str, int] = {}
-    kept = chars = 0
+    kept = chars = literals = 0
     with StageOutput(final, stage="corpus.extract", config=conf, inputs=inputs, overwrite=overwrite) as st:
         bar = _progress(f"extract {shard}/{num_shards}", "page")
         # the reader decodes bz2 with as many threads as there are cleaning workers, so it keeps up with them
@@ -164,13 +165,14 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
             tasks = _batches(pages, shard, num_shards, drops, opt)
             results = pool.imap(_clean_batch, tasks) if pool else map(_clean_batch, tasks)
             for res in results:
-                for line, reason, nchars in res:
+                for line, reason, nchars, nlit in res:
                     if line is None:
                         drops[reason] = drops.get(reason, 0) + 1
                         continue
                     out.write(line)
                     kept += 1
                     chars += nchars
+                    literals += nlit
                 bar.n = rstats.pages
                 bar.update(0)
         bar.close()
@@ -178,6 +180,7 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
             log.warning("%s: %d invalid UTF-8 byte sequence(s) replaced with U+FFFD", source, rstats.invalid_utf8)
         st.stats.update({"pages_read": rstats.pages, "pages_in_shard": sum(drops.values()) + kept,
                          "documents": kept, "characters": chars, "dropped": dict(sorted(drops.items())),
+                         "repaired": {"special_token_literals_removed": literals},
                          "invalid_utf8_replaced": rstats.invalid_utf8, "dbname": rstats.dbname})
     log.info("extract: %d pages read, %d documents kept, dropped %s", rstats.pages, kept, drops)
     return final
@@ -211,26 +214,27 @@ def _shard_dirs(out_dir: Path, step: str, num_shards: int, stage: str) -> list[P
 def clean(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force: bool = False,
           overwrite: bool = False) -> Path:
     """Merge the extract shards in source order, drop exact duplicates (keep the first), and write
-    ``docs.jsonl`` (id, title, text) and ``corpus.txt`` (fairseq LM text: a line per paragraph, blank line between
-    documents)."""
+    ``docs.jsonl`` (id, title, text: one document per line), which the sentence step reads."""
     out_dir = Path(out_dir)
     shards = _shard_dirs(out_dir, "extract", num_shards, "corpus.extract")
     final = out_dir / "clean"
     conf = cfg.part(*CLEAN_FIELDS)
     inputs = {f"extract{i}": d for i, d in enumerate(shards)}
-    if not force and is_complete(final, "corpus.clean", conf, inputs):
-        log.info("clean: %s is complete, skipping", final)
+    if skip_if_complete(final, "corpus.clean", conf, inputs, force=force, log=log):
         return final
     drops: dict[str, int] = {}
+    repairs: dict[str, int] = {}
     for d in shards:
-        for k, v in read_manifest(d)["stats"]["dropped"].items():
+        shard_stats = read_manifest(d)["stats"]
+        for k, v in shard_stats["dropped"].items():
             drops[k] = drops.get(k, 0) + v
+        for k, v in shard_stats.get("repaired", {}).items():
+            repairs[k] = repairs.get(k, 0) + v
     seen: set[bytes] = set()
     kept = chars = 0
     with StageOutput(final, stage="corpus.clean", config=conf, inputs=inputs, overwrite=overwrite) as st:
         merged = heapq.merge(*(_read_jsonl(d / "docs.jsonl") for d in shards), key=lambda r: r["ord"])
-        with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as dj, \
-                open(st.tmp / "corpus.txt", "w", encoding="utf-8", newline="\n") as ct:
+        with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as dj:
             for rec in merged:
                 if cfg.dedup:
                     h = hashlib.blake2b(rec["text"].encode("utf-8"), digest_size=16).digest()
@@ -240,11 +244,11 @@ def clean(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
                     seen.add(h)
                 dj.write(json.dumps({"id": rec["id"], "title": rec["title"], "text": rec["text"]},
                                     ensure_ascii=False) + "\n")
-                ct.write(("\n" if kept else "") + rec["text"] + "\n")
                 kept += 1
                 chars += len(rec["text"])
-        st.stats.update({"documents": kept, "characters": chars, "dropped": dict(sorted(drops.items()))})
-    log.info("clean: %d documents, dropped %s", kept, drops)
+        st.stats.update({"documents": kept, "characters": chars, "dropped": dict(sorted(drops.items())),
+                         "repaired": dict(sorted(repairs.items()))})
+    log.info("clean: %d documents, dropped %s, repaired %s", kept, drops, repairs)
     return final
 
 
@@ -263,7 +267,7 @@ def split_lines(lines: Sequence[str], backend: str) -> list[str]:
     """Sentences of the given paragraphs (never across a paragraph boundary), whitespace-collapsed."""
     import kss
 
-    from koroberta.corpus.normalize import collapse_ws
+    from koroberta.text import collapse_ws
 
     out: list[str] = []
     if not lines:
@@ -280,9 +284,9 @@ def split_lines(lines: Sequence[str], backend: str) -> list[str]:
     return out
 
 
-def _split_doc(task: tuple[int, str, str, str]) -> tuple[int, str, list[str]]:
-    idx, pid, text, backend = task
-    return idx, pid, split_lines(text.split("\n"), backend)
+def _split_doc(task: tuple[int, str, str, str, str]) -> tuple[int, str, str, list[str]]:
+    idx, pid, title, text, backend = task
+    return idx, pid, title, split_lines(text.split("\n"), backend)
 
 
 def check_backend(backend: str) -> None:
@@ -320,21 +324,22 @@ def sentences(cfg: CorpusConfig, out_dir: str | Path, *, shard: int = 0, num_sha
     final = out_dir / shard_name("sentences", shard, num_shards)
     conf = {**cfg.part(*SENTENCE_FIELDS), "shard": shard, "num_shards": num_shards}
     inputs = {"clean": clean_dir}
-    if not force and is_complete(final, "corpus.sentences", conf, inputs):
-        log.info("sentences: %s is complete, skipping", final)
+    if skip_if_complete(final, "corpus.sentences", conf, inputs, force=force, log=log):
         return final
     total = clean_manifest["stats"]["documents"]
     n_sent = 0
     with StageOutput(final, stage="corpus.sentences", config=conf, inputs=inputs, overwrite=overwrite) as st:
-        tasks = ((i, r["id"], r["text"], cfg.backend)
+        tasks = ((i, r["id"], r["title"], r["text"], cfg.backend)
                  for i, r in _read_jsonl_shard(clean_dir / "docs.jsonl", shard, num_shards))
         bar = _progress(f"sentences {shard}/{num_shards} ({cfg.backend})", "doc",
                         total=len(range(shard, total, num_shards)))
         with open(st.tmp / "sentences.jsonl", "w", encoding="utf-8", newline="\n") as out, \
                 _pool(workers, _init_kss) as pool:
             results = pool.imap(_split_doc, tasks, chunksize=8) if pool else map(_split_doc, tasks)
-            for idx, pid, sents in results:
-                out.write(json.dumps({"idx": idx, "id": pid, "sentences": sents}, ensure_ascii=False) + "\n")
+            for idx, pid, title, sents in results:
+                # the title travels with the sentences for split/hf/*.parquet (the .txt files have no place for it)
+                out.write(json.dumps({"idx": idx, "id": pid, "title": title, "sentences": sents},
+                                     ensure_ascii=False) + "\n")
                 n_sent += len(sents)
                 bar.update(1)
         bar.close()
@@ -358,17 +363,21 @@ def assign_split(page_id: str, salt: str, valid_fraction: float, test_fraction: 
 def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force: bool = False,
           overwrite: bool = False) -> Path:
     """Merge the sentence shards in document order and write ``train.txt``/``valid.txt``/``test.txt`` (one
-    sentence per line, one blank line between documents, final newline) plus the report."""
+    sentence per line, one blank line between documents, final newline), the same documents as a Hugging Face
+    dataset in ``hf/{train,valid,test}.parquet`` (see :mod:`koroberta.corpus.parquet_out`), plus the report."""
+    from koroberta.corpus import parquet_out
+
     out_dir = Path(out_dir)
     shards = _shard_dirs(out_dir, "sentences", num_shards, "corpus.sentences")
     final = out_dir / "split"
-    conf = {**cfg.part(*SPLIT_FIELDS), "backend": cfg.backend}
+    # the Parquet format version is part of the config: a split made before (or with another) hf/ is redone
+    conf = {**cfg.part(*SPLIT_FIELDS), "backend": cfg.backend, "hf_parquet": parquet_out.FORMAT_VERSION}
     inputs = {f"sentences{i}": d for i, d in enumerate(shards)}
-    if not force and is_complete(final, "corpus.split", conf, inputs):
-        log.info("split: %s is complete, skipping", final)
+    if skip_if_complete(final, "corpus.split", conf, inputs, force=force, log=log):
         return final
     clean_m = read_manifest(out_dir / "clean")
     extract_drops = (clean_m or {}).get("stats", {}).get("dropped", {})
+    extract_repairs = (clean_m or {}).get("stats", {}).get("repaired", {})
     docs = {s: 0 for s in SPLITS}
     sents = {s: 0 for s in SPLITS}
     chars = {s: 0 for s in SPLITS}
@@ -377,6 +386,8 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     sent_lens: list[int] = []
     with StageOutput(final, stage="corpus.split", config=conf, inputs=inputs, overwrite=overwrite) as st:
         files = {s: open(st.tmp / f"{s}.txt", "w", encoding="utf-8", newline="\n") for s in SPLITS}
+        (st.tmp / "hf").mkdir()
+        tables = {s: parquet_out.SplitParquetWriter(st.tmp / "hf" / f"{s}.parquet") for s in SPLITS}
         try:
             merged = heapq.merge(*(_read_jsonl(d / "sentences.jsonl") for d in shards), key=lambda r: r["idx"])
             for rec in merged:
@@ -391,17 +402,22 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
                 sents[part] += len(ss)
                 lens = [len(s) for s in ss]
                 chars[part] += sum(lens)
+                # a sentence shard written before titles were recorded has none: the title is then null
+                tables[part].add(str(rec["id"]), rec.get("title"), ss, sum(lens))
                 if cfg.report:
                     doc_lens.append(sum(lens))
                     sent_lens.extend(lens)
         finally:
             for f in files.values():
                 f.close()
+        for t in tables.values():  # after the loop only: an error above leaves the temporary directory to be removed
+            t.close()
         drops = dict(extract_drops)
         if empty_docs:
             drops["no_sentences"] = empty_docs
         st.stats.update({"documents": docs, "sentences": sents, "characters": chars,
-                         "dropped": dict(sorted(drops.items())), "backend": cfg.backend})
+                         "dropped": dict(sorted(drops.items())), "repaired": dict(sorted(extract_repairs.items())),
+                         "backend": cfg.backend})
         if cfg.report:
             from koroberta.corpus.report import write_report
 

@@ -18,7 +18,13 @@ paragraph (next blank line), an unclosed ``<ref>`` up to the end of its line, an
 brackets; stray ``}}``/``]]`` are dropped. (An unclosed ``<!--`` hides the rest of the page, as in MediaWiki.)
 
 Output: one paragraph / list item per line, ``\\n``-joined, each line cleaned by
-:func:`koroberta.corpus.normalize.normalize_form`.
+:func:`koroberta.text.normalize_form`.
+
+Literal special tokens (``<mask>``, ``<s>``, ``</s>``, ``<pad>``, ``<unk>``) are removed from the final lines of every
+source kind by :func:`remove_special_literals`, which the extract step calls once per document (after this cleaner
+for dumps, after normalisation for WikiExtractor output and plain text). In a dump they arrive escaped
+(``&lt;mask&gt;`` in the XML is ``<mask>`` in the wikitext, ``&amp;lt;mask&amp;gt;`` becomes it after entity
+unescaping); ``<s>…</s>`` in wikitext is the strike-through tag, removed with the other HTML tags, its text kept.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import re
 import unicodedata
 from typing import Callable, Iterable
 
-from koroberta.corpus.normalize import normalize_block
+from koroberta.text import find_special_literal, normalize_block, strip_special_literals
 
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _BLOCK_TAGS = ("math|chem|ce|syntaxhighlight|source|pre|gallery|timeline|score|templatedata|graph|mapframe|"
@@ -310,6 +316,33 @@ def strip_markup(text: str) -> str:
 def keep_line(line: str, min_line_chars: int) -> bool:
     """A cleaned line is kept when it is long enough and holds an alphanumeric character (not only punctuation)."""
     return len(line) >= min_line_chars and bool(line[:1].isalnum() or _ALNUM.search(line))
+
+
+#: Bumped whenever the cleaner's output for the same page changes; the extract step records it in its config, so an
+#: extract made by an older cleaner is no longer "complete" and is redone (2: literal special tokens removed).
+CLEANER_VERSION = 2
+
+
+def remove_special_literals(body: str, min_line_chars: int) -> tuple[str, int]:
+    """A cleaned document (lines joined by ``\\n``) without literal special tokens, and the number removed.
+
+    Only lines holding one are touched: the literal is removed (``normalize.strip_special_literals``), the line's
+    whitespace collapsed again, and the line dropped when what is left fails :func:`keep_line` (a line that was only
+    ``<mask>``). A document without a literal costs one C scan.
+    """
+    if find_special_literal(body) is None:
+        return body, 0
+    out: list[str] = []
+    removed = 0
+    for line in body.split("\n"):
+        new, n = strip_special_literals(line)
+        if n:
+            removed += n
+            new = " ".join(new.split())
+            if not keep_line(new, min_line_chars):
+                continue
+        out.append(new)
+    return "\n".join(out), removed
 
 
 @functools.lru_cache(maxsize=8)

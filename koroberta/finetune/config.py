@@ -10,6 +10,12 @@ from koroberta.config import Config, option
 @dataclasses.dataclass
 class FinetuneConfig(Config):
     SECTION = "finetune"
+    # all identity: every field can move the saved model's bytes or the metrics (threads / eval_batch_size: float
+    # reduction order is not guaranteed across thread counts or padded widths; see koroberta/eval/config.py)
+    IDENTITY = ("task", "text_column", "label_column", "labels", "max_length", "batch_size", "eval_batch_size",
+                "epochs", "lr", "warmup_ratio", "weight_decay", "grad_clip", "seed", "dev_fraction",
+                "max_train_rows", "max_eval_rows", "device", "threads")
+    RUNTIME = ()
 
     task: str = option("nsmc", choices=("nsmc", "tsv"), help="nsmc: id/document/label TSV with labels 0/1; "
                                                               "tsv: any TSV, columns and labels from the options")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
+from koroberta.config import available_cpus
 from koroberta.preprocess.config import PreprocessConfig
 
 
@@ -13,7 +13,7 @@ def _cfg(args: argparse.Namespace) -> PreprocessConfig:
 
 
 def _workers(args: argparse.Namespace) -> int:
-    return args.workers or (os.cpu_count() or 1)
+    return args.workers or available_cpus()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -48,9 +48,11 @@ def _cmd_binarize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=0, help="threads / fairseq workers (0 = all cores)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+def _common(p: argparse.ArgumentParser, *, progress: bool = True) -> None:
+    p.add_argument("--workers", type=int, default=0, help="threads / fairseq workers (0 = the CPUs this process may use: "
+                                                                   "affinity mask, SLURM_CPUS_PER_TASK)")
+    if progress:
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,24 +64,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("vocab_dir", help="output of `koroberta spm train` (spm.model, dict.txt)")
     r.add_argument("out", help="data-bin output directory")
     r.add_argument("--config", help="YAML file; its `preprocess:` section is the base config")
-    r.add_argument("--force", action="store_true")
-    r.add_argument("--overwrite", action="store_true")
+    r.add_argument("--force", action="store_true", help="redo it even if OUT is complete for this config and inputs")
+    r.add_argument("--overwrite", action="store_true", help="replace an OUT holding files koroberta did not write")
     _common(r)
     PreprocessConfig.add_arguments(r)
     r.set_defaults(func=_cmd_run)
     e = ps.add_parser("encode", help="text -> spm piece text (blank lines kept, order preserved)")
-    e.add_argument("--spm-model", required=True)
-    e.add_argument("input")
-    e.add_argument("output")
-    e.add_argument("--config")
+    e.add_argument("--spm-model", required=True, help="the spm.model to encode with")
+    e.add_argument("input", help="text file: one sentence per line, blank line between documents")
+    e.add_argument("output", help="piece-text file to write (atomically)")
+    e.add_argument("--config", help="YAML file; its `preprocess:` section is the base config")
     _common(e)
     PreprocessConfig.add_arguments(e, exclude=("method", "keep_encoded"))
     e.set_defaults(func=_cmd_encode)
     b = ps.add_parser("binarize", help="{train,valid,test}.spm piece text -> data-bin with fairseq-preprocess")
     b.add_argument("encoded_dir", help="directory with train.spm (valid.spm, test.spm optional)")
     b.add_argument("vocab_dir", help="output of `koroberta spm train`; its dict.txt must belong to its spm.model")
-    b.add_argument("out")
-    b.add_argument("--force", action="store_true")
-    b.add_argument("--overwrite", action="store_true")
-    _common(b)
+    b.add_argument("out", help="data-bin output directory")
+    b.add_argument("--force", action="store_true", help="redo it even if OUT is complete for these inputs")
+    b.add_argument("--overwrite", action="store_true", help="replace an OUT holding files koroberta did not write")
+    _common(b, progress=False)
     b.set_defaults(func=_cmd_binarize)

@@ -12,6 +12,11 @@ class PreprocessConfig(Config):
     """How ``koroberta preprocess`` turns split text into a fairseq data-bin."""
 
     SECTION = "preprocess"
+    # method: fused and fairseq write byte-identical .bin/.idx (tests/preprocess); chunk_lines only bounds memory;
+    # max_line_tokens only counts/warns. keep_encoded adds <split>.spm files, so it is identity here -- but training
+    # fingerprints only dict.txt/*.bin/*.idx, so toggling it never touches checkpoints.
+    IDENTITY = ("bad_lines", "keep_encoded")
+    RUNTIME = ("method", "chunk_lines", "max_line_tokens")
 
     method: str = option("fused", help="fused: spm ids written straight to fairseq's mmap .bin/.idx (byte-identical "
                                        "to fairseq-preprocess, ~10x faster); fairseq: piece text + fairseq-preprocess",

@@ -69,9 +69,9 @@ class EncodeStats:
 def _progress(path: Path, enabled: bool) -> Any:
     if not enabled:
         return None
-    from tqdm import tqdm
+    from koroberta.progress import progress_bar
 
-    return tqdm(unit=" lines", unit_scale=True, desc=f"encode {path.name}", leave=False)
+    return progress_bar(f"encode {path.name}", " lines", leave=False)
 
 
 def _chunks(path: Path, chunk_lines: int, policy: str, stats: EncodeStats, progress: bool) -> Iterator[list[str]]:

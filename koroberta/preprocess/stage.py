@@ -8,27 +8,21 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Mapping
 
 import numpy as np
 
-from koroberta.artifacts import StageOutput, atomic_path, is_complete, sha256_file
+from koroberta.artifacts import SPLITS, StageOutput, atomic_path, read_manifest, sha256_file, skip_if_complete
 from koroberta.errors import InputError
-from koroberta.preprocess.binarize import (best_fitting_int_dtype, read_mmap_sizes, run_fairseq_preprocess,
-                                           write_mmap_index)
+from koroberta.databin import best_fitting_int_dtype, read_mmap_sizes, write_mmap_index
+from koroberta.preprocess.binarize import run_fairseq_preprocess
 from koroberta.preprocess.config import PreprocessConfig
 from koroberta.preprocess.encode import EncodeStats, encode_pieces, encode_to_mmap
-from koroberta.spm.layout import FAIRSEQ_SPECIALS, Vocab, check_dict_matches
+from koroberta.spm.layout import FAIRSEQ_SPECIALS, Vocab, check_dict_matches, load_processor
+from koroberta.stage import Manifest, RunOptions, check_inputs
 
 log = logging.getLogger("koroberta.preprocess")
 STAGE = "preprocess"
-SPLITS = ("train", "valid", "test")
-
-
-def load_processor(spm_model: str | Path) -> Any:
-    import sentencepiece as spm
-
-    return spm.SentencePieceProcessor(model_file=str(spm_model))
 
 
 def checked_vocab(vocab_dir: str | Path) -> tuple[Path, Path, Vocab]:
@@ -73,8 +67,7 @@ def preprocess(cfg: PreprocessConfig, split_dir: str | Path, vocab_dir: str | Pa
     texts = _split_inputs(split_dir)
     model, dict_txt, vocab = checked_vocab(vocab_dir)
     inputs: dict[str, str | Path | None] = {**texts, "spm_model": model, "dict": dict_txt}
-    if not force and is_complete(out, STAGE, cfg.to_dict(), inputs):
-        log.info("preprocess: %s is complete for this config and inputs; skipping", out)
+    if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
         return out
     sp = load_processor(model)
     n_symbols = len(FAIRSEQ_SPECIALS) + len(vocab.dict_symbols())  # what --srcdict loads (no <mask> yet)
@@ -82,7 +75,7 @@ def preprocess(cfg: PreprocessConfig, split_dir: str | Path, vocab_dir: str | Pa
     stats: dict[str, EncodeStats] = {}
     kw = dict(threads=max(1, workers), chunk_lines=cfg.chunk_lines, max_line_tokens=cfg.max_line_tokens,
               policy=cfg.bad_lines, progress=progress)
-    with StageOutput(out, stage=STAGE, config=cfg.to_dict(), inputs=inputs, overwrite=overwrite) as st:
+    with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
         t0 = time.perf_counter()
         if cfg.method == "fused":
             for split, src in texts.items():
@@ -146,7 +139,7 @@ def binarize(encoded_dir: str | Path, vocab_dir: str | Path, out_dir: str | Path
         raise InputError("train.spm not found", path=enc, fix="run `koroberta preprocess encode` for each split")
     inputs: dict[str, str | Path | None] = {**prefixes, "spm_model": model, "dict": dict_txt}
     config = {"method": "fairseq", "binarize_only": True}
-    if not force and is_complete(out_dir, STAGE, config, inputs):
+    if skip_if_complete(out_dir, STAGE, config, inputs, force=force, log=log):
         return Path(out_dir)
     with StageOutput(out_dir, stage=STAGE, config=config, inputs=inputs, overwrite=overwrite) as st:
         run_fairseq_preprocess(dict_txt, prefixes, st.tmp, workers)
@@ -160,3 +153,14 @@ def binarize(encoded_dir: str | Path, vocab_dir: str | Path, out_dir: str | Path
                          "spm_sha256": sha256_file(model), "dict_sha256": sha256_file(dict_txt),
                          "vocab_size": len(vocab.fairseq_symbols())})
     return Path(out_dir)
+
+
+# -- the stage contract (koroberta.stage) -----------------------------------------------------------------------------
+INPUTS = ("split_dir", "vocab_dir")  # the corpus stage's split/ and the spm stage's output
+
+
+def run(cfg: PreprocessConfig, inputs: Mapping[str, Path | None], out: Path, *, force: bool = False,
+        opts: RunOptions = RunOptions()) -> Manifest:
+    """fairseq data-bin (``{train,valid,test}.{bin,idx}``, ``dict.txt``) in ``out``; returns the manifest."""
+    i = check_inputs("preprocess", inputs, INPUTS)
+    return read_manifest(preprocess(cfg, i["split_dir"], i["vocab_dir"], out, workers=opts.workers, force=force)) or {}

@@ -12,6 +12,12 @@ class SpmConfig(Config):
     """How ``koroberta spm train`` builds the vocabulary (ids laid out by :mod:`koroberta.spm.layout`)."""
 
     SECTION = "spm"
+    # threads is identity: spm merges its EM statistics per thread, so the model bytes depend on the thread count
+    # (why the presets pin it). Nothing here is a pure run-time knob.
+    IDENTITY = ("model_type", "vocab_size", "character_coverage", "normalization_rule_name", "input_sentence_size",
+                "shuffle", "seed", "threads", "pad_to", "max_sentence_length", "max_sentencepiece_length",
+                "hard_vocab_limit", "split_digits")
+    RUNTIME = ()
 
     model_type: str = option("unigram", help="SentencePiece algorithm", choices=("unigram", "bpe"))
     vocab_size: int = option(32000, help="spm pieces incl. <unk>,<s>,</s>; the fairseq/HF vocab adds <pad>, "
@@ -23,7 +29,8 @@ class SpmConfig(Config):
     input_sentence_size: int = option(0, help="sample this many sentences for training (0 = all)")
     shuffle: bool = option(True, help="sample randomly (reservoir, seeded) instead of taking the first N sentences")
     seed: int = option(1, help="random seed of the sampler and of spm's trainer")
-    threads: int = option(0, help="trainer threads (0 = all cores); the result depends on this number, see docs")
+    threads: int = option(0, help="trainer threads (0 = the CPUs this process may use); the model bytes "
+                                       "depend on this number: pin it")
     pad_to: int = option(8, help="pad the final vocab (incl. <mask>) to a multiple of this with madeupword fillers")
     max_sentence_length: int = option(4192, help="sentences longer than this many bytes are skipped by the trainer")
     max_sentencepiece_length: int = option(16, help="longest piece in characters")
@@ -35,7 +42,7 @@ class SpmConfig(Config):
         self.require(self.vocab_size >= 16, f"vocab_size={self.vocab_size} is too small (>= 16)")
         self.require(0.9 <= self.character_coverage <= 1.0, "character_coverage must be in [0.9, 1.0]")
         self.require(self.input_sentence_size >= 0, "input_sentence_size must be >= 0 (0 = all)")
-        self.require(self.threads >= 0, "threads must be >= 0 (0 = all cores)")
+        self.require(self.threads >= 0, "threads must be >= 0 (0 = the CPUs this process may use)")
         self.require(1 <= self.pad_to <= 1024, "pad_to must be in 1..1024")
         self.require(self.max_sentence_length >= 16, "max_sentence_length must be >= 16 bytes")
         self.require(1 <= self.max_sentencepiece_length <= 64, "max_sentencepiece_length must be in 1..64")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from koroberta.errors import InputError
 
@@ -104,17 +105,23 @@ def check_pieces(pieces: list[str] | tuple[str, ...], where: object) -> None:
         raise InputError("spm model has duplicate pieces", path=where, fix="retrain SentencePiece")
 
 
-def load_vocab(spm_model: str | Path, pad_to: int = 8) -> Vocab:
+def load_processor(spm_model: str | Path) -> Any:
+    """The one way koroberta opens a SentencePiece model: a missing or foreign file is a one-line InputError."""
     import sentencepiece as spm
 
     p = Path(spm_model)
     if not p.is_file():
         raise InputError("SentencePiece model not found", path=p, fix="run `koroberta spm train` first")
     try:
-        sp = spm.SentencePieceProcessor(model_file=str(p))
+        return spm.SentencePieceProcessor(model_file=str(p))
     except (RuntimeError, OSError) as e:
         raise InputError(f"not a SentencePiece model ({e})", path=p, fix="pass the spm.model written by "
                                                                        "`koroberta spm train`") from None
+
+
+def load_vocab(spm_model: str | Path, pad_to: int = 8) -> Vocab:
+    p = Path(spm_model)
+    sp = load_processor(p)
     pieces = tuple(sp.id_to_piece(i) for i in range(sp.get_piece_size()))
     check_pieces(pieces, p)
     return Vocab(pieces=pieces, scores=tuple(sp.get_score(i) for i in range(len(pieces))), pad_to=pad_to)

@@ -16,9 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import StageOutput, is_complete
+from koroberta.artifacts import StageOutput, skip_if_complete
 from koroberta.errors import InputError
-from koroberta.spm.layout import BOS, EOS, FAIRSEQ_SPECIALS, MASK, PAD, UNK, read_dict_symbols
+from koroberta.spm.layout import BOS, EOS, FAIRSEQ_SPECIALS, MASK, PAD, UNK, load_processor, read_dict_symbols
 
 log = logging.getLogger("koroberta.spm")
 STAGE = "spm-legacy"
@@ -30,15 +30,10 @@ ROLE_PIECES = {"<s>": ("[CLS]", "<s>"), "<pad>": ("[PAD]", "<pad>"), "</s>": ("[
 
 def build_legacy_map(spm_model: str | Path, dict_txt: str | Path) -> dict[str, Any]:
     """The mapping (see module doc). Raises :class:`InputError` for a dict that cannot belong to the model."""
-    import sentencepiece as spm
-
     spm_model, dict_txt = Path(spm_model), Path(dict_txt)
     if not spm_model.is_file():
         raise InputError("legacy spm model not found", path=spm_model, fix="pass the KoRoBERTa spm .model file")
-    try:
-        sp = spm.SentencePieceProcessor(model_file=str(spm_model))
-    except (RuntimeError, OSError) as e:
-        raise InputError(f"not a SentencePiece model ({e})", path=spm_model, fix="pass the spm .model file") from None
+    sp = load_processor(spm_model)
     n = sp.get_piece_size()
     symbols = read_dict_symbols(dict_txt)
     rows: list[dict[str, Any]] = [{"fairseq_id": i, "symbol": s, "kind": "special", "spm_id": None, "piece": None}
@@ -91,7 +86,7 @@ def import_legacy(spm_model: str | Path, dict_txt: str | Path, out_dir: str | Pa
     """Copy a legacy model + dict into ``out_dir`` with ``legacy_map.json``; returns the complete directory."""
     inputs = {"spm_model": Path(spm_model), "dict": Path(dict_txt)}
     config = {"format": FORMAT}
-    if not force and is_complete(out_dir, STAGE, config, inputs):
+    if skip_if_complete(out_dir, STAGE, config, inputs, force=force, log=log):
         return Path(out_dir)
     mapping = build_legacy_map(spm_model, dict_txt)
     with StageOutput(out_dir, stage=STAGE, config=config, inputs=inputs, overwrite=overwrite) as st:

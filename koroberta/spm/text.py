@@ -6,7 +6,7 @@ piece *spelled with that character*; if the character is whitespace to Python, t
 piece and every later id in the line shifts relative to spm's own ids. Normalising whitespace/control characters
 before spm sees the line removes that failure mode for both the text path and the fused path.
 
-The repair is the corpus stage's own cleaner (``koroberta.corpus.normalize.clean_text``), so a repaired line is
+The repair is the corpus stage's own cleaner (``koroberta.text.clean_text``), so a repaired line is
 exactly what the corpus stage would have written.
 """
 
@@ -18,13 +18,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
-from koroberta.corpus.normalize import clean_text
+from koroberta.text import clean_text, find_special_literal
 from koroberta.errors import InputError
 
-# literal fairseq/HF special tokens inside text: spm splits them into ordinary pieces (no id shift), but an HF
-# tokenizer would read "<mask>" in raw text as the mask token, so we count them.
-SPECIAL_LITERALS = ("<mask>", "<s>", "</s>", "<pad>", "<unk>")
-_SPECIAL_RE = re.compile("|".join(re.escape(s) for s in SPECIAL_LITERALS))
+# Literal fairseq/HF special tokens inside text (koroberta.text.special_literals, the one definition):
+# spm splits them into ordinary pieces (no id shift), but the HF tokenizer reads "<mask>" in raw text as the mask
+# token, so convert's token-id parity fails on such a line. The corpus stage removes them; text that still holds
+# one was not made by it: counted here (repair) or refused (error), never silently changed.
 # anything clean_text would change: C0/C1 controls and every Python whitespace character other than the plain
 # space. \n is left out: it never occurs inside a line, and _repair searches the \n-joined chunk first.
 _DIRTY_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]|[^\S \n]")
@@ -36,7 +36,7 @@ class Repairs:
 
     control_or_whitespace: int = 0  # lines where control chars were removed / odd whitespace became " "
     non_utf8: int = 0  # lines with invalid UTF-8 (bytes replaced by U+FFFD, which spm maps to <unk>)
-    special_literals: int = 0  # lines containing a literal <mask>, <s>, ... (kept as text, counted)
+    special_literals: int = 0  # lines containing a literal <mask>, <s>, ... (kept as text, counted; see above)
     examples: list[str] = field(default_factory=list)  # first few "line N: what" notes
 
     def note(self, lineno: int, what: str) -> None:
@@ -90,17 +90,17 @@ def _repair(chunk: list[str], first_lineno: int, path: Path, policy: str, rep: R
                 chunk[k] = clean_text(line)
                 rep.control_or_whitespace += 1
                 rep.note(n, "control/whitespace characters normalised")
-    if _SPECIAL_RE.search(joined):
+    if find_special_literal(joined) is not None:
         for k, line in enumerate(chunk):
-            m = _SPECIAL_RE.search(line)
-            if m:
+            lit = find_special_literal(line)
+            if lit is not None:
                 n = first_lineno + k
                 if policy == "error":
-                    raise InputError(f"line {n} contains a literal {m.group()!r}", path=path,
-                                     fix="remove it from the corpus, or set bad_lines: repair (kept as plain text "
-                                         "and counted)")
+                    raise InputError(f"line {n} contains a literal {lit!r}", path=path,
+                                     fix="rebuild the text with `koroberta corpus build` (its cleaner removes these), "
+                                         "or set bad_lines: repair (kept as plain text and counted)")
                 rep.special_literals += 1
-                rep.note(n, f"literal {m.group()} kept as text")
+                rep.note(n, f"literal {lit} kept as text")
     return chunk
 
 

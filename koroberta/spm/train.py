@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import resource
 import time
 from pathlib import Path
 from typing import Iterator
 
-from koroberta.artifacts import StageOutput, is_complete
+from koroberta.artifacts import StageOutput, skip_if_complete
+from koroberta.config import available_cpus
 from koroberta.errors import ConfigError, InputError
 from koroberta.spm.config import SpmConfig
 from koroberta.spm.layout import SPM_SPECIALS, load_vocab
@@ -44,7 +44,7 @@ def spm_trainer_kwargs(cfg: SpmConfig) -> dict[str, object]:
     kwargs: dict[str, object] = dict(
         model_type=cfg.model_type, vocab_size=cfg.vocab_size, character_coverage=cfg.character_coverage,
         normalization_rule_name=cfg.normalization_rule_name, input_sentence_size=cfg.input_sentence_size,
-        shuffle_input_sentence=cfg.shuffle, num_threads=cfg.threads or (os.cpu_count() or 1),
+        shuffle_input_sentence=cfg.shuffle, num_threads=cfg.threads or available_cpus(),
         max_sentence_length=cfg.max_sentence_length, max_sentencepiece_length=cfg.max_sentencepiece_length,
         hard_vocab_limit=cfg.hard_vocab_limit, split_digits=cfg.split_digits,
         # the XLM-R layout: no pad piece, no user-defined symbols, so every ordinary piece has id >= 3
@@ -92,10 +92,9 @@ def train_vocab(cfg: SpmConfig, train_text: str | Path, out_dir: str | Path, *, 
     if not train_text.is_file():
         raise InputError("train split not found", path=train_text, fix="run `koroberta corpus` first")
     inputs = {"train": train_text}
-    if not force and is_complete(out, STAGE, cfg.to_dict(), inputs):
-        log.info("spm: %s is complete for this config and input; skipping", out)
+    if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
         return out
-    with StageOutput(out, stage=STAGE, config=cfg.to_dict(), inputs=inputs, overwrite=overwrite) as st:
+    with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
         counts = {"sentences": 0, "blank_lines": 0}
         repairs = Repairs()
         kwargs = spm_trainer_kwargs(cfg)

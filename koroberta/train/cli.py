@@ -2,8 +2,10 @@
 
 Usage::
 
-    koroberta train [CONFIG.yaml] [DATA_BIN SAVE_DIR] [--data-bin D] [--save-dir S] [--dry-run] [train options]
+    koroberta train [run] [CONFIG.yaml] [DATA_BIN SAVE_DIR] [--dry-run] [--restart | --extend] [train options]
     koroberta train report SAVE_DIR [--out DIR] [--gpu NAME] [--peak-tflops X]
+
+``koroberta train run --help`` lists the training options, ``koroberta train report --help`` the report's.
 
 With a pipeline YAML (one that has ``workdir:``), DATA_BIN and SAVE_DIR default to ``WORKDIR/data-bin`` and
 ``WORKDIR/checkpoints``, the paths ``koroberta run`` uses.
@@ -23,27 +25,49 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train", help="pretrain RoBERTa with fairseq-train (preflight, resume); `train report DIR`",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("paths", nargs="*", metavar="ARG",
-                   help="[CONFIG.yaml] [DATA_BIN SAVE_DIR], or `report SAVE_DIR`")
-    p.add_argument("--config", help="YAML file; its `train:` section is used")
-    p.add_argument("--data-bin", help="fairseq data-bin (from `koroberta preprocess`)")
-    p.add_argument("--save-dir", help="checkpoint directory (resumed when it holds checkpoint_last.pt)")
-    p.add_argument("--spm-model", help="spm.model to check dict.txt against (default: DATA_BIN/spm.model)")
-    p.add_argument("--dry-run", action="store_true", help="preflight and print the command, do not train")
-    p.add_argument("--force", action="store_true", help="run even if SAVE_DIR is complete for this config")
-    p.add_argument("--out", help="report: PNG directory (default SAVE_DIR/report)")
-    p.add_argument("--gpu", help="report: GPU name for the peak-FLOPs table (default: the device used)")
-    p.add_argument("--peak-tflops", type=float, help="report: peak TFLOP/s per device (overrides --gpu)")
-    TrainConfig.add_arguments(p)
-    p.set_defaults(func=run)
+    tsub = p.add_subparsers(dest="train_command", metavar="{run,report}", required=True)
+    r = tsub.add_parser("run", help="train (the default: `koroberta train CONFIG ...` = `koroberta train run ...`)",
+                        description="Preflight, print the command and effective batch, run fairseq-train (resuming "
+                                    "from SAVE_DIR/checkpoint_last.pt), mark the run complete.")
+    r.add_argument("paths", nargs="*", metavar="ARG", help="[CONFIG.yaml] [DATA_BIN SAVE_DIR]")
+    r.add_argument("--config", help="YAML file; its `train:` section is used")
+    r.add_argument("--data-bin", help="fairseq data-bin (from `koroberta preprocess`)")
+    r.add_argument("--save-dir", help="checkpoint directory (resumed when it holds checkpoint_last.pt)")
+    r.add_argument("--spm-model", help="spm.model to check dict.txt against (default: DATA_BIN/spm.model)")
+    r.add_argument("--dry-run", action="store_true", help="preflight and print the command, do not train")
+    r.add_argument("--force", action="store_true", help="re-check and relaunch even if SAVE_DIR is complete for this "
+                                                        "run (a run at max_update is still not trained further)")
+    r.add_argument("--restart", action="store_true",
+                   help="SAVE_DIR holds checkpoints of a different run: move them to SAVE_DIR/superseded-N/ and "
+                        "train from update 0")
+    r.add_argument("--extend", action="store_true",
+                   help="max_update was raised on purpose: continue the checkpoints in SAVE_DIR to the new "
+                        "max_update (the polynomial LR decay is recomputed for the longer horizon)")
+    TrainConfig.add_arguments(r)
+    r.set_defaults(func=run)
+    rep = tsub.add_parser("report", help="PNG curves (loss, lr, tokens/s, loss scale) and MFU of a training run",
+                          description="Read SAVE_DIR/train.log: PNG curves and throughput / MFU.")
+    rep.add_argument("save_dir", help="the --save-dir of a `koroberta train` run")
+    rep.add_argument("--out", help="PNG directory (default SAVE_DIR/report)")
+    rep.add_argument("--gpu", help="GPU name for the peak-FLOPs table (default: the device used)")
+    rep.add_argument("--peak-tflops", type=float, help="peak TFLOP/s per device (overrides --gpu)")
+    rep.set_defaults(func=report_cmd)
 
 
-def _report(args: argparse.Namespace, rest: list[str]) -> int:
+def with_default_subcommand(argv: list[str]) -> list[str]:
+    """``koroberta [-v] train CONFIG ...`` (the form every script and the README use) means ``koroberta [-v] train
+    run ...``."""
+    i = next((k for k, a in enumerate(argv) if not a.startswith("-")), None)  # the command, after global options
+    if i is not None and argv[i] == "train" and (len(argv) == i + 1 or argv[i + 1] not in ("run", "report", "-h",
+                                                                                            "--help")):
+        return [*argv[: i + 1], "run", *argv[i + 1:]]
+    return argv
+
+
+def report_cmd(args: argparse.Namespace) -> int:
     from koroberta.train.report import report
 
-    if len(rest) != 1:
-        raise ConfigError("usage: koroberta train report SAVE_DIR", fix="pass exactly one save directory")
-    r = report(rest[0], args.out, gpu=args.gpu, peak_tflops=args.peak_tflops)
+    r = report(args.save_dir, args.out, gpu=args.gpu, peak_tflops=args.peak_tflops)
     for p in r["plots"]:
         print(f"wrote {p}")
     print(f"updates {r['updates']}; train loss {r['first_train_loss']} -> {r['final_train_loss']}; "
@@ -64,8 +88,6 @@ def run(args: argparse.Namespace) -> int:
     from koroberta.train.config import TrainConfig
 
     rest = list(args.paths)
-    if rest and rest[0] == "report":
-        return _report(args, rest[1:])
     config_path = args.config
     if rest and rest[0].endswith((".yaml", ".yml")):
         if config_path:
@@ -73,10 +95,8 @@ def run(args: argparse.Namespace) -> int:
         config_path = rest.pop(0)
     data = load_yaml(config_path) if config_path else {}
     section = TrainConfig.section_of(data, config_path) if config_path else {}
-    try:
-        cfg = TrainConfig.from_args(args, base=section)
-    except ConfigError as e:
-        raise ConfigError(f"{config_path or 'command line'}: {e}") from None
+    # from_args names the YAML file for a bad key/value in it, and the option for a bad command-line value
+    cfg = TrainConfig.from_args(args, base=section, source=config_path)
     if len(rest) not in (0, 2):
         raise ConfigError(f"expected DATA_BIN SAVE_DIR, got {rest}",
                           fix="koroberta train [CONFIG.yaml] DATA_BIN SAVE_DIR")
@@ -88,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if not data_bin or not save_dir:
         raise ConfigError("no data-bin / save-dir given", fix="pass DATA_BIN SAVE_DIR (or --data-bin/--save-dir, or a "
                                                               "pipeline YAML with workdir:)")
-    ckpt = train(cfg, data_bin, save_dir, dry_run=args.dry_run, force=args.force, spm_model=args.spm_model)
+    ckpt = train(cfg, data_bin, save_dir, dry_run=args.dry_run, force=args.force, restart=args.restart,
+                 extend=args.extend, spm_model=args.spm_model)
     if not args.dry_run:
         print(f"checkpoint: {ckpt}")
     return 0

@@ -100,7 +100,9 @@ def fairseq_args(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *
         a += ["--amp"]
     if not cuda:
         a += ["--cpu"]
-    if cfg.world_size > 1:
+    if cfg.world_size > 1 or cfg.launcher != "local":
+        # under torchrun/srun fairseq initialises a process group even for one rank (koroberta.train.entry passes
+        # env:// init), and its default backend is nccl, which CPU builds of torch lack: name the backend always
         a += ["--distributed-world-size", str(cfg.world_size),
               "--distributed-backend", "nccl" if cuda else "gloo"]
         if not cuda:

@@ -33,6 +33,20 @@ _MANAGED = {"--task", "--criterion", "--arch", "--save-dir", "--tokens-per-sampl
 @dataclasses.dataclass
 class TrainConfig(Config):
     SECTION = "train"
+    # Identity: what decides the trained weights. The effective batch (sequences per update) is identity through
+    # derived_identity(); how it is split (batch_size x update_freq x ngpus x nnodes) and how the processes are
+    # launched are not, so a run launched by scripts/pretrain.slurm is the same run `koroberta run` finds later.
+    # device is where it runs; precision (auto/fp16/amp/fp32) is identity as configured.
+    # num_workers is identity: measured, 0 vs 1 loader workers diverge after the first epoch (the worker seeds
+    # differ). cpu_threads is identity: torch's CPU kernels reduce in a thread-count-dependent order.
+    # Run-time fields: tests/train/test_identity_measured.py trains with all of them changed and compares weights.
+    IDENTITY = ("arch", "encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads",
+                "tokens_per_sample", "max_positions", "lr", "warmup_updates", "max_update", "end_learning_rate",
+                "adam_betas", "adam_eps", "weight_decay", "dropout", "attention_dropout", "clip_norm", "mask_prob",
+                "sample_break_mode", "precision", "cpu_threads", "seed", "num_workers", "extra_args")
+    RUNTIME = ("batch_size", "update_freq", "ngpus", "nnodes", "device", "launcher", "master_port", "log_interval",
+               "save_interval_updates", "keep_interval_updates", "validate_interval_updates", "recipe",
+               "tensorboard", "min_free_disk_gb")
 
     arch: str = option("roberta_base", help="fairseq architecture")
     encoder_layers: Optional[int] = option(None, help="override the arch's layer count (None = arch default)")
@@ -132,6 +146,9 @@ class TrainConfig(Config):
     @property
     def world_size(self) -> int:
         return self.ngpus * self.nnodes
+
+    def derived_identity(self) -> dict[str, object]:
+        return {"sequences_per_update": self.batch_size * self.update_freq * self.world_size}
 
     def shape(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in SHAPE_FIELDS}

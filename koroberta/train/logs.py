@@ -84,6 +84,26 @@ def parse_lines(lines) -> TrainLog:
     return out
 
 
+def progress_line(line: str, max_update: int) -> str | None:
+    """One terminal line for a fairseq ``train_inner`` / ``valid`` log record (None for everything else: the
+    model repr, the config dump and deprecation warnings stay in train.log)."""
+    rows = parse_lines([line])
+    for kind, table in (("train", rows.inner), ("valid", rows.valid)):
+        for u, r in table.items():
+            parts = [f"{kind:5s} update {u:>{len(str(max_update))}}/{max_update}"]
+            if "loss" in r:
+                parts.append(f"loss {r['loss']:.3f} bits")
+            if kind == "train":
+                if "lr" in r:
+                    parts.append(f"lr {r['lr']:.3g}")
+                if "wps" in r:
+                    parts.append(f"{r['wps']:,.0f} tokens/s")
+                if "loss_scale" in r:
+                    parts.append(f"loss scale {r['loss_scale']:g}")
+            return "  ".join(parts)
+    return None
+
+
 def parse_log(save_dir: str | Path) -> TrainLog:
     p = Path(save_dir) / LOG_NAME
     if not p.is_file():
@@ -99,6 +119,7 @@ PLOTS = {
     "lr": [("inner", "lr", "lr")],
     "wps": [("inner", "wps", "tokens/s (all workers)")],
     "gnorm": [("inner", "gnorm", "grad norm")],
+    "loss_scale": [("inner", "loss_scale", "fp16 loss scale")],  # fp16 runs only: a scale that keeps falling = overflows
 }
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import MANIFEST, fingerprint, read_json, read_manifest, sha256_file
+from koroberta.artifacts import MANIFEST, SPLITS, read_json, read_manifest, sha256_file
+from koroberta.databin import check_mmap_dataset, data_fingerprint, read_mmap_sizes
 from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
 from koroberta.spm.layout import FAIRSEQ_SPECIALS, check_dict_matches, read_dict_symbols
 from koroberta.train.command import EffectiveBatch, effective_batch, resolve_precision
@@ -45,8 +46,8 @@ class Preflight:
     checkpoint_bytes: int
     spm_model: Path | None
     warnings: list[str] = field(default_factory=list)
-    supersede: dict[str, tuple] = field(default_factory=dict)  # non-empty: old checkpoints must be moved aside
-    data_fingerprint: str = ""  # of the data-bin as preflight read it (recorded in train state and manifest)
+    conflicts: dict[str, tuple] = field(default_factory=dict)  # save_dir checkpoints of another identity
+    data_fingerprint: str = ""  # content of dict.txt/*.bin/*.idx (koroberta.databin), recorded in state/manifest
 
     @property
     def params(self) -> int:
@@ -83,6 +84,12 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None) -> tuple[int, 
         if not (data_bin / name).is_file():
             raise InputError(f"{name} missing", path=data_bin,
                              fix="pass the directory written by `koroberta preprocess` (fairseq-preprocess output)")
+    # .idx/.bin consistency, with or without a manifest (a copied or hand-made data-bin has none): a cut-off file
+    # would otherwise pass here and crash fairseq mid-run, where resuming cannot help
+
+    for split in SPLITS:
+        if split != "test" or (data_bin / "test.idx").is_file() or (data_bin / "test.bin").is_file():
+            check_mmap_dataset(data_bin / split)
     dict_path = data_bin / "dict.txt"
     if stats.get("dict_sha256") and stats["dict_sha256"] != sha256_file(dict_path):
         raise InputError("dict.txt differs from the one the data was binarized with (dict_sha256 in manifest)",
@@ -98,19 +105,37 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None) -> tuple[int, 
     return vocab, spm_model, stats
 
 
-def check_save_dir(cfg: TrainConfig, save_dir: Path, vocab: int, data_fingerprint: str) -> dict[str, tuple]:
-    """What makes the checkpoints in ``save_dir`` non-resumable: a different model shape, vocab or data-bin.
-
-    Returns ``{field: (old, new)}``; empty when there is nothing to resume or it can be resumed (schedule changes
-    such as a larger max_update continue the run). fairseq would crash loading another shape, and would silently
-    "resume" a finished run on new data, so :func:`koroberta.train.train` moves such checkpoints aside.
-    """
+def recorded_identity(save_dir: Path) -> dict[str, Any] | None:
+    """The identity the checkpoints in ``save_dir`` were trained with (None: nothing to resume there)."""
     state_file = save_dir / TRAIN_STATE
     if not state_file.is_file() or not (save_dir / "checkpoint_last.pt").is_file():
+        return None
+    state = read_json(state_file)
+    if "identity" in state:
+        return state["identity"]
+    # train_config.json of an older koroberta: rebuild the identity from the full config it recorded
+    return {**TrainConfig.from_dict(state.get("config", {}), source=str(state_file)).identity(),
+            "data": state.get("data_fingerprint")}
+
+
+def run_identity(cfg: TrainConfig, data_fp: str) -> dict[str, Any]:
+    """What a training run is: the train identity fields, the effective batch, and the data's content."""
+    return {**cfg.identity(), "data": data_fp}
+
+
+def check_save_dir(cfg: TrainConfig, save_dir: Path, data_fp: str) -> dict[str, tuple]:
+    """``{field: (recorded, now)}`` where the checkpoints in ``save_dir`` were trained with another identity.
+
+    Empty when there is nothing to resume or the identities match. A run-time change (launcher, GPU count with the
+    same effective batch, log/save intervals) is never a difference. :func:`koroberta.train.train` refuses to
+    train on top of different checkpoints unless told to (``--restart`` / ``--extend``): fairseq would crash on
+    another shape, or silently continue a finished run on new data.
+    """
+    old = recorded_identity(save_dir)
+    if old is None:
         return {}
-    old = read_json(state_file)
-    want = {**cfg.shape(), "vocab_size": vocab, "data_fingerprint": data_fingerprint}
-    return {k: (old.get(k), v) for k, v in want.items() if old.get(k) != v}
+    want = run_identity(cfg, data_fp)
+    return {k: (old.get(k), want.get(k)) for k in sorted(set(old) | set(want)) if old.get(k) != want.get(k)}
 
 
 def detect_cuda() -> tuple[bool, int, str]:
@@ -123,7 +148,8 @@ def detect_cuda() -> tuple[bool, int, str]:
 
 
 def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, spm_model: str | Path | None = None,
-              dry_run: bool = False, cuda_info: tuple[bool, int, str] | None = None) -> Preflight:
+              dry_run: bool = False, cuda_info: tuple[bool, int, str] | None = None,
+              data_fp: str | None = None) -> Preflight:
     """Run every check; raise a :class:`~koroberta.errors.KorobertaError` on the first failure.
 
     ``cuda_info`` overrides GPU detection (tests); ``dry_run`` skips checks about the machine the job will run on
@@ -178,7 +204,6 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
                               f"{batch.sequences:,}", fix=f"set {hint}, or recipe: null")
 
     # -- data vs positions --------------------------------------------------------------------------------------------
-    from koroberta.preprocess.binarize import read_mmap_sizes  # numpy: not at import, every command imports this
 
     sizes = read_mmap_sizes(data_bin / "train.idx")
     read_mmap_sizes(data_bin / "valid.idx")
@@ -199,12 +224,8 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
 
     # -- model, save_dir, disk ----------------------------------------------------------------------------------------
     shape = shape_from_config(cfg, vocab)
-    data_fingerprint = fingerprint(data_bin)  # once per run: a data-bin without a marker is hashed file by file
-    supersede = check_save_dir(cfg, save_dir, vocab, data_fingerprint)
-    if supersede:
-        warnings.append("checkpoints in save_dir are of another model/data-bin (" + ", ".join(
-            f"{k}: {str(a)[:20]} -> {str(b)[:20]}" for k, (a, b) in supersede.items()) + "); they will be moved to "
-            "save_dir/superseded-N/ and training starts from scratch")
+    data_fp = data_fp or data_fingerprint(data_bin)  # once per run: without a manifest it hashes every file
+    conflicts = check_save_dir(cfg, save_dir, data_fp)
     ckpt_bytes = shape.params_total * CHECKPOINT_BYTES_PER_PARAM + (1 << 20)
     # keep-last-N interval checkpoints + checkpoint_last + checkpoint_best + the one being written
     n_files = (cfg.keep_interval_updates if cfg.keep_interval_updates > 0 else 10) + 3
@@ -222,4 +243,4 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
     return Preflight(cuda=cuda, precision=precision, device_name=name if cuda else "cpu", vocab_size=vocab,
                      shape=shape, batch=batch, train_tokens=train_tokens, train_sentences=int(len(sizes)),
                      checkpoint_bytes=ckpt_bytes, spm_model=spm_used, warnings=warnings,
-                     supersede=supersede, data_fingerprint=data_fingerprint)
+                     conflicts=conflicts, data_fingerprint=data_fp)

@@ -15,7 +15,7 @@ import torch
 
 from koroberta.artifacts import read_manifest
 from koroberta.convert import ConvertConfig, convert
-from koroberta.convert.hfcompat import import_transformers
+from koroberta.hfcompat import import_transformers
 from koroberta.errors import DependencyError, InputError, KorobertaError, OutputError, ParityError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -156,7 +156,7 @@ def test_translation_checkpoint_is_refused(tmp_path, tiny_vocab):
     code, msg = run_cli([ "convert", str(ck), str(tmp_path / "o"), "--vocab-dir", str(tiny_vocab), "--no-parity"])
     assert code == 2 and "'transformer' model" in msg and str(ck) in msg and "\n" not in msg
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="cannot read checkpoint"):
+    with pytest.raises(InputError, match="not a fairseq checkpoint: not a PyTorch file"):
         convert(CFG, tmp_path / "junk.pt", tiny_vocab, tmp_path / "o")
 
 
@@ -245,3 +245,22 @@ def test_legacy_checkpoint_reordered_with_parity(legacy, tiny_split, tmp_path):
     tok = import_transformers().AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
     assert tok.convert_ids_to_tokens([0, 1, 2, 3]) == ["<s>", "<pad>", "</s>", "<unk>"]
     assert tok.mask_token_id == len(tok) - 1
+
+
+def test_convert_checks_the_recorded_legacy_map(legacy, tiny_split, tmp_path):
+    """`spm import-legacy` writes legacy_map.json; convert reads it and refuses a dict swapped after the import."""
+    import shutil
+
+    from koroberta.spm import import_legacy
+
+    ckpt, vocab = legacy
+    imported = import_legacy(vocab / "spm.model", vocab / "dict.txt", tmp_path / "imported")
+    m = convert(CFG.replace(parity=False, parity_lines=0), ckpt, imported, tmp_path / "hf")
+    assert m["stats"]["parity"]["legacy_vocab"] is True
+    swapped = tmp_path / "swapped"
+    shutil.copytree(imported, swapped)
+    lines = (swapped / "dict.txt").read_text(encoding="utf-8").splitlines()
+    lines[0], lines[1] = lines[1], lines[0]  # another frequency order: other rows for two pieces
+    (swapped / "dict.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="legacy_map.json does not match"):
+        convert(CFG.replace(parity=False, parity_lines=0), ckpt, swapped, tmp_path / "hf2")

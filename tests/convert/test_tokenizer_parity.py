@@ -42,7 +42,7 @@ def tokenizers(kowiki_vocab, tmp_path_factory):
     import sentencepiece as spm
 
     from koroberta.convert import export_tokenizer
-    from koroberta.convert.hfcompat import import_transformers
+    from koroberta.hfcompat import import_transformers
     from koroberta.convert.vocab import resolve_vocab
     from koroberta.spm.layout import load_vocab
 

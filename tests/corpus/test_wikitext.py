@@ -60,7 +60,7 @@ import sys  # noqa: E402
 import unicodedata  # noqa: E402
 
 from koroberta.corpus import wikitext as W  # noqa: E402
-from koroberta.corpus.normalize import _DELETE  # noqa: E402
+from koroberta.text import _DELETE  # noqa: E402
 
 _ALPHABET = ["[[", "]]", "[", "]", "{{", "}}", "{", "}", "{|", "|}", "|", "\n", "\n\n", " ", " \t", "=", "==",
              "<ref>", "</ref>", "<ref name=a/>", '<ref name="b">', "<REF>", "</REF >", "<ref", "</ref", "<refx>",

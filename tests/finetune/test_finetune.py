@@ -1,8 +1,12 @@
-"""finetune stage on the tiny export: NSMC TSV via datasets, split, metrics, saved model, bad TSVs."""
+"""finetune stage on the tiny export: NSMC TSV, split, metrics, saved model, bad inputs through the CLI."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,7 +34,7 @@ def test_metrics():
 
 
 def test_finetune_nsmc_dev_split_and_reproducible(hf_dir, tmp_path):
-    from koroberta.convert.hfcompat import import_transformers
+    from koroberta.hfcompat import import_transformers
 
     m = finetune(CFG, hf_dir, NSMC, tmp_path / "ft")
     st = m["stats"]
@@ -74,7 +78,45 @@ def test_quotes_kept_and_bad_tsvs(tmp_path):
         read_tsv(bad_col, CFG, cache)
     bad_lab = tmp_path / "l.tsv"
     bad_lab.write_text("id\tdocument\tlabel\n1\t좋다\t1\n2\t나쁘다\t2\n", encoding="utf-8")
-    with pytest.raises(InputError, match="line 3: label '2' is not in the label set"):
+    with pytest.raises(InputError, match="line 3: label '2' is not one of 0, 1"):
         read_tsv(bad_lab, CFG, cache)
     with pytest.raises(KorobertaError, match="not found"):
         read_tsv(tmp_path / "none.tsv", CFG, cache)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "koroberta", "finetune", "nsmc", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def _one_line_error(r: subprocess.CompletedProcess, path: Path, *words: str) -> str:
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: ") and "— fix: " in line, line
+    for w in words:
+        assert w in line, line
+    return line
+
+
+@pytest.mark.parametrize("case", ["no_weights", "header_only", "empty"])
+def test_cli_bad_inputs(case, hf_dir, tmp_path):
+    """Each bad input: non-zero exit, one `error:` line naming the file and the fix, and no output directory."""
+    model, tsv = hf_dir, NSMC
+    if case == "no_weights":  # e.g. an interrupted copy: config.json and tokenizer, no model.safetensors
+        model = tmp_path / "hf"
+        shutil.copytree(hf_dir, model, ignore=shutil.ignore_patterns("model.safetensors"))
+        r = _cli(str(model), str(tsv), str(tmp_path / "out"))
+        _one_line_error(r, model, "no model weights", "rerun `koroberta convert`")
+    else:
+        tsv = tmp_path / "t.tsv"
+        tsv.write_text("id\tdocument\tlabel\n" if case == "header_only" else "", encoding="utf-8")
+        r = _cli(str(model), str(tsv), str(tmp_path / "out"))
+        if case == "header_only":
+            _one_line_error(r, tsv, "has a header line but no data rows", "id<TAB>document<TAB>label")
+        else:
+            _one_line_error(r, tsv, "file is empty", "NSMC layout")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))

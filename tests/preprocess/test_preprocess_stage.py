@@ -12,7 +12,7 @@ import pytest
 from koroberta.artifacts import read_manifest, sha256_file
 from koroberta.errors import InputError
 from koroberta.preprocess import PreprocessConfig, binarize, encode_file, preprocess
-from koroberta.preprocess.binarize import best_fitting_int_dtype, read_mmap, read_mmap_sizes, write_mmap_index
+from koroberta.databin import best_fitting_int_dtype, read_mmap, read_mmap_sizes, write_mmap_index
 from koroberta.spm.layout import EOS, OFFSET, UNK
 
 DATA_FILES = ("dict.txt", "train.bin", "train.idx", "valid.bin", "valid.idx", "test.bin", "test.idx")

@@ -34,3 +34,16 @@ def test_report_pngs(tmp_path):
     assert sorted(p.name for p in paths) == ["gnorm.png", "loss.png", "lr.png", "ppl.png", "wps.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def test_progress_line_shows_only_training_records():
+    from koroberta.train.logs import progress_line
+
+    inner = ('2026-11-30 10:00:00 | INFO | train_inner | {"epoch": 1, "loss": "10.43", "wps": "10234.5", '
+             '"lr": "0.00098", "num_updates": "100", "loss_scale": "128"}')
+    assert progress_line(inner, 1200) == ("train update  100/1200  loss 10.430 bits  lr 0.00098  10,234 tokens/s  "
+                                          "loss scale 128")
+    valid = 'x | INFO | valid | {"epoch": 1, "valid_loss": "9.1", "valid_num_updates": "400"}'
+    assert progress_line(valid, 1200) == "valid update  400/1200  loss 9.100 bits"
+    for noise in ("2026-11-30 | INFO | fairseq_cli.train | RobertaModel(", "UserWarning: deprecated", ""):
+        assert progress_line(noise, 1200) is None

@@ -8,7 +8,7 @@ import pytest
 from koroberta.artifacts import StageOutput, sha256_file, write_json
 from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
 from koroberta.train.config import TrainConfig
-from koroberta.preprocess.binarize import read_mmap_sizes
+from koroberta.databin import read_mmap_sizes
 from koroberta.train.preflight import TRAIN_STATE, preflight
 
 TINY = dict(encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_attention_heads=2,
@@ -134,22 +134,31 @@ def test_disk_space(databin, tmp_path):
         preflight(TrainConfig(**{**TINY, "min_free_disk_gb": 1e9}), databin, tmp_path / "c", cuda_info=CPU)
 
 
-def test_save_dir_of_another_model_or_data(databin, tmp_path):
-    from koroberta.artifacts import fingerprint
+def test_save_dir_of_another_run(databin, tmp_path):
+    from koroberta.databin import data_fingerprint
+    from koroberta.train.preflight import run_identity
 
     save = tmp_path / "ckpt"
     save.mkdir()
     (save / "checkpoint_last.pt").write_bytes(b"x")
     cfg = TrainConfig(**TINY)
-    vocab = preflight(cfg, databin, save, cuda_info=CPU).vocab_size
-    write_json(save / TRAIN_STATE, {**cfg.shape(), "vocab_size": vocab, "data_fingerprint": fingerprint(databin)})
-    pf = preflight(cfg.replace(lr=1e-3, max_update=50, warmup_updates=5), databin, save, cuda_info=CPU)
-    assert pf.supersede == {} and pf.warnings == []  # schedule change: resumable
-    pf = preflight(cfg.replace(encoder_layers=3), databin, save, cuda_info=CPU)
-    assert pf.supersede == {"encoder_layers": (2, 3)} and "superseded" in pf.warnings[0]
-    with open(databin / "train.bin", "ab") as f:
-        f.write(b"\0\0")  # another data-bin: a finished run must not be "resumed" on it
-    assert set(preflight(cfg, databin, save, cuda_info=CPU).supersede) == {"data_fingerprint"}
+    write_json(save / TRAIN_STATE, {"identity": run_identity(cfg, data_fingerprint(databin))})
+    runtime = cfg.replace(launcher="torchrun", ngpus=2, batch_size=4, update_freq=32, log_interval=1,
+                          save_interval_updates=5, validate_interval_updates=0, tensorboard=False)
+    pf = preflight(runtime, databin, save, cuda_info=CPU)  # 16 x 16 x 1 = 4 x 32 x 2: the same run, split otherwise
+    assert pf.conflicts == {} and pf.warnings == []
+    assert preflight(cfg.replace(max_update=50, warmup_updates=5), databin, save, cuda_info=CPU).conflicts == {
+        "max_update": (125000, 50), "warmup_updates": (10000, 5)}
+    assert preflight(cfg.replace(encoder_layers=3), databin, save, cuda_info=CPU).conflicts == {
+        "encoder_layers": (2, 3)}
+    assert set(preflight(cfg.replace(update_freq=4), databin, save, cuda_info=CPU).conflicts) == {
+        "sequences_per_update"}
+    other = tmp_path / "other-bin"
+    shutil.copytree(databin, other)
+    data = bytearray((other / "valid.bin").read_bytes())
+    data[-2] ^= 1  # same size, other token: a finished run must not be "resumed" on other data
+    (other / "valid.bin").write_bytes(bytes(data))
+    assert set(preflight(cfg, other, save, cuda_info=CPU).conflicts) == {"data"}
 
 
 def test_dry_run_on_a_machine_without_gpus_plans_the_gpu_job(databin, tmp_path):

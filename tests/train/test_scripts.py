@@ -50,7 +50,10 @@ def test_torchrun_script_defaults_to_8_and_takes_ngpu(tiny_databin, tmp_path):
 def test_slurm_script_inside_a_fake_allocation(tiny_databin, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text("#!/bin/sh\nprintf 'gpu-node-07\\ngpu-node-08\\n'\n")
+    # `show hostnames` expands the node list; `show node -o NAME` gives NodeAddr (the rendezvous address)
+    (bin_dir / "scontrol").write_text(
+        "#!/bin/sh\nif [ \"$2\" = node ]; then echo \"NodeName=$4 Arch=x86_64 NodeAddr=127.0.0.1 NodeHostName=$4\"; "
+        "else printf 'gpu-node-07\\ngpu-node-08\\n'; fi\n")
     (bin_dir / "scontrol").chmod(0o755)
     env = _env(tmp_path, PATH=f"{bin_dir}:{os.environ['PATH']}", SLURM_JOB_ID="4242", SLURM_NNODES="2",
                SLURM_JOB_NODELIST="gpu-node-[07-08]", GPUS_PER_NODE="4", MASTER_PORT="29611")
@@ -59,6 +62,6 @@ def test_slurm_script_inside_a_fake_allocation(tiny_databin, tmp_path):
                        text=True)
     assert r.returncode == 0, r.stderr
     assert "srun --nodes 2 --ntasks-per-node 1" in r.stdout
-    assert "--nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-id 4242 --rdzv-endpoint gpu-node-07:29611" \
+    assert "--nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-id 4242 --rdzv-endpoint 127.0.0.1:29611" \
         in r.stdout
     assert "--distributed-world-size 8" in r.stdout and "64 sequences" in r.stdout

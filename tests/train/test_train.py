@@ -13,8 +13,10 @@ import time
 import pytest
 import yaml
 
-from koroberta.artifacts import is_complete, read_manifest
-from koroberta.train import train
+from koroberta.artifacts import read_manifest
+from koroberta.databin import data_fingerprint
+from koroberta.errors import ConfigError
+from koroberta.train import is_trained, train
 from koroberta.train.cli import main as cli_main
 from koroberta.train.config import TrainConfig
 from koroberta.train.logs import parse_log
@@ -47,12 +49,15 @@ def test_train_marks_complete_and_skips(trained, tiny_databin):
     assert st["updates"] == 30 and st["final_train_loss"] < st["first_train_loss"] - 0.3
     assert st["final_valid_loss"] is not None and st["final_valid_loss"] < 11.0
     assert st["tokens_per_update"] == 8 * 64
-    assert is_complete(save, "train", cfg.to_dict(), {"data_bin": tiny_databin})
+    assert is_trained(save, cfg, data_fingerprint(tiny_databin))
     check_lr_schedule(cfg, parse_log(save))
     # keep-last-N: only the last 2 interval checkpoints survive
     assert sorted(p.name for p in save.glob("checkpoint_*_*.pt")) == ["checkpoint_1_20.pt", "checkpoint_1_30.pt"]
     assert any((save / "tensorboard").rglob("events.out.tfevents.*"))
     assert "effective batch: 8 sequences x 64 tokens = 512 tokens per update" in out and "command: " in out
+    # the terminal gets fairseq's progress records, not its model repr / config dump (those are in train.log)
+    assert re.search(r"^train update +30/30 +loss [\d.]+ bits +lr ", out, re.M) and "RobertaModel(" not in out
+    assert "RobertaModel(" in (save / "train.log").read_text()
 
     log_size = (save / "train.log").stat().st_size
     t0 = time.perf_counter()
@@ -60,19 +65,23 @@ def test_train_marks_complete_and_skips(trained, tiny_databin):
     assert time.perf_counter() - t0 < 5 and (save / "train.log").stat().st_size == log_size
 
 
-def test_config_change_drops_marker_and_continues(trained, tiny_databin, tmp_path):
+def test_raising_max_update_needs_extend_then_continues(trained, tiny_databin, tmp_path):
     cfg, save0, _, _ = trained
     save = tmp_path / "ckpt"
     shutil.copytree(save0, save)
     longer = cfg.replace(max_update=40)
-    assert not is_complete(save, "train", longer.to_dict(), {"data_bin": tiny_databin})
-    train(longer, tiny_databin, save)
+    assert not is_trained(save, longer, data_fingerprint(tiny_databin))
+    with pytest.raises(ConfigError, match=r"max_update 30 -> 40.*--extend"):
+        train(longer, tiny_databin, save)  # never silently: the LR schedule of a finished run would change
+    assert is_trained(save, cfg, data_fingerprint(tiny_databin))  # the refusal left the finished run as it was
+    train(longer, tiny_databin, save, extend=True)
     text = (save / "train.log").read_text()
     assert re.search(r"[Ll]oaded checkpoint .*checkpoint_last\.pt \(epoch \d+ @ 30 updates\)", text)
     m2 = read_manifest(save)
     assert m2["stats"]["updates"] == 40 and m2["config"]["max_update"] == 40
     assert m2["stats"]["first_train_loss"] == read_manifest(save0)["stats"]["first_train_loss"]
-    assert not is_complete(save, "train", cfg.to_dict(), {"data_bin": tiny_databin})
+    assert not is_trained(save, cfg, data_fingerprint(tiny_databin))
+    assert is_trained(save, longer, data_fingerprint(tiny_databin))
 
 
 def test_report_cli(trained, capsys):
@@ -184,3 +193,27 @@ def test_same_inputs_and_seed_give_identical_manifest_and_weights(trained, tiny_
     a = torch.load(ckpt0, map_location="cpu", weights_only=False)["model"]
     b = torch.load(ckpt, map_location="cpu", weights_only=False)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fairseq_failure_reaches_the_terminal(tiny_databin, tmp_path, capsys):
+    """fairseq's output goes to train.log, but when it fails its last lines (the error) are copied to stderr."""
+    from koroberta.train import TrainingFailed
+
+    cfg = TrainConfig(**{**TINY, "extra_args": ["--no-such-fairseq-option"]})
+    with pytest.raises(TrainingFailed, match="exited with status"):
+        train(cfg, tiny_databin, tmp_path / "bad")
+    err = capsys.readouterr().err
+    assert "--- last lines of" in err and "--no-such-fairseq-option" in err
+
+
+def test_train_report_is_its_own_subcommand():
+    from koroberta.train.cli import with_default_subcommand as w
+
+    assert w(["train", "c.yaml", "d", "s"]) == ["train", "run", "c.yaml", "d", "s"]
+    assert w(["-v", "train", "--dry-run"]) == ["-v", "train", "run", "--dry-run"]
+    assert w(["train", "report", "s"]) == ["train", "report", "s"] and w(["train", "-h"]) == ["train", "-h"]
+    assert w(["run", "c.yaml"]) == ["run", "c.yaml"]
+    r = subprocess.run([sys.executable, "-m", "koroberta", "train", "report", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--peak-tflops" in r.stdout and "--lr" not in r.stdout
+    r = subprocess.run([sys.executable, "-m", "koroberta", "train", "run", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--lr" in r.stdout and "--peak-tflops" not in r.stdout

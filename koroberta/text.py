@@ -1,4 +1,5 @@
-"""Text normalisation for the corpus (and, per line, for the preprocess stage).
+"""Text normalisation shared by the corpus stage (documents), spm and preprocess (per-line repair) and convert's
+parity check (literal special tokens).
 
 Decision (agreed with the spm stage): corpus text is Unicode **NFC**. NFC is lossless canonical composition, so
 the corpus stays usable for anything else (search, other tokenizers), while SentencePiece applies its own
@@ -17,10 +18,17 @@ On top of NFC, :func:`clean_text`
 Speed: one regex ``sub`` (deletions), one ``unicodedata.normalize`` and ``" ".join(s.split())``; NFC is skipped with
 ``unicodedata.is_normalized`` when the text is already NFC (almost always for Korean Wikipedia). Measured
 ~45 MB/s on 1 core on kowiki paragraphs (see bench/results/corpus.md), so the preprocess stage can call it per line.
+
+Literal special tokens (:func:`special_literals`: ``<s> <pad> </s> <unk> <mask>``, the tokens the exported HF tokenizer
+matches in raw text) are found by :func:`find_special_literal` and removed by :func:`strip_special_literals`. In text
+they would be split into ordinary pieces by spm/fairseq but read as one special id by the HF tokenizer, so a model
+trained on them cannot pass the convert stage's token-id parity check. The corpus stage removes them once, per
+document (:func:`koroberta.corpus.wikitext.remove_special_literals`); spm/preprocess only count or refuse them.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import unicodedata
@@ -37,11 +45,6 @@ def _delete_class() -> str:
 # A regex class, not str.translate(dict): translate with a dict table costs ~18 us per kowiki paragraph (it maps
 # every character through a dict lookup), the regex scan ~1 us when nothing matches (measured on kowiki-sample).
 _DELETE = re.compile(_delete_class())
-
-
-def strip_controls(s: str) -> str:
-    """Remove control/format characters (see module docstring); no whitespace handling."""
-    return _DELETE.sub("", s)
 
 
 def collapse_ws(s: str) -> str:
@@ -67,8 +70,52 @@ def clean_text(s: str) -> str:
     return normalize_form(s, "NFC")
 
 
-__all__ = ["clean_text", "normalize_form", "normalize_block", "collapse_ws", "strip_controls"]
+@functools.lru_cache(maxsize=1)
+def special_literals() -> tuple[str, ...]:
+    """The special tokens the exported HF tokenizer matches in raw text: fairseq's four specials and ``<mask>``.
 
-if __name__ == "__main__":  # pragma: no cover - handy filter: python -m koroberta.corpus.normalize < in > out
+    Derived from :mod:`koroberta.spm.layout` (the one definition; ``convert.vocab.build_tokenizer`` adds exactly these
+    as special tokens). Imported on first use, not at module import: ``koroberta.spm`` imports this module.
+    """
+    from koroberta.spm.layout import FAIRSEQ_SPECIALS, MASK
+
+    return (*FAIRSEQ_SPECIALS, MASK)
+
+
+@functools.lru_cache(maxsize=1)
+def _special_re() -> re.Pattern:
+    # no literal is a prefix of another, so the alternation's order does not change what matches; scanning a page
+    # without any costs ~1 ms per 2.6 M characters (measured on tests/fixtures/kowiki-docs.txt x 10)
+    return re.compile("|".join(re.escape(x) for x in special_literals()))
+
+
+def find_special_literal(s: str) -> str | None:
+    """The first literal special token in ``s`` (``"<mask>"``, ``"</s>"``, ...), or None."""
+    m = _special_re().search(s)
+    return m.group() if m else None
+
+
+def strip_special_literals(s: str) -> tuple[str, int]:
+    """``s`` with every literal special token removed, and how many were removed.
+
+    Removed, not respelled: like the HTML tags the wikitext cleaner drops (``<s>struck</s>`` keeps "struck"), they
+    are markup or text about tokenizers, not prose, and once removed no tokenizer can read them differently (a
+    respelling such as ``〈mask〉`` would put a made-up word into the corpus). Repeated until none is left,
+    because removing one can join its neighbours into another (``"<<mask>s>"`` -> ``"<s>"``). Whitespace is not
+    collapsed here (the caller does, once per changed line).
+    """
+    rx = _special_re()
+    total = 0
+    while True:
+        s, n = rx.subn("", s)
+        if not n:
+            return s, total
+        total += n
+
+
+__all__ = ["clean_text", "normalize_form", "normalize_block", "collapse_ws", "special_literals",
+           "find_special_literal", "strip_special_literals"]
+
+if __name__ == "__main__":  # pragma: no cover - handy filter: python -m koroberta.text < in > out
     for line in sys.stdin:
         print(clean_text(line))

@@ -1,6 +1,6 @@
 import unicodedata
 
-from koroberta.corpus.normalize import clean_text
+from koroberta.text import clean_text
 
 
 def test_every_whitespace_class_becomes_one_space():
