@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from koroberta.artifacts import MANIFEST, SPLITS, read_json, read_manifest, sha256_file
-from koroberta.databin import check_mmap_dataset, data_fingerprint, read_mmap_sizes
+from koroberta.databin import check_mmap_dataset, data_fingerprint
 from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
 from koroberta.spm.layout import FAIRSEQ_SPECIALS, check_dict_matches, read_dict_symbols
 from koroberta.train.command import EffectiveBatch, effective_batch, resolve_precision
@@ -64,8 +64,10 @@ class Preflight:
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
 
 
-def check_data_bin(data_bin: Path, spm_model: Path | None = None) -> tuple[int, Path | None, dict[str, Any]]:
-    """Data-bin complete and self-consistent. Returns (embedding rows incl. <mask>, spm model used, manifest stats)."""
+def check_data_bin(data_bin: Path, spm_model: Path | None = None
+                   ) -> tuple[int, Path | None, dict[str, Any], Any]:
+    """Data-bin complete and self-consistent. Returns (embedding rows incl. <mask>, spm model used, manifest stats,
+    train item sizes: read once here, used by the block-length check)."""
     if not data_bin.is_dir():
         raise InputError("data-bin directory not found", path=data_bin, fix="run `koroberta preprocess` first")
     stats: dict[str, Any] = {}
@@ -87,9 +89,8 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None) -> tuple[int, 
     # .idx/.bin consistency, with or without a manifest (a copied or hand-made data-bin has none): a cut-off file
     # would otherwise pass here and crash fairseq mid-run, where resuming cannot help
 
-    for split in SPLITS:
-        if split != "test" or (data_bin / "test.idx").is_file() or (data_bin / "test.bin").is_file():
-            check_mmap_dataset(data_bin / split)
+    sizes = {split: check_mmap_dataset(data_bin / split) for split in SPLITS
+             if split != "test" or (data_bin / "test.idx").is_file() or (data_bin / "test.bin").is_file()}
     dict_path = data_bin / "dict.txt"
     if stats.get("dict_sha256") and stats["dict_sha256"] != sha256_file(dict_path):
         raise InputError("dict.txt differs from the one the data was binarized with (dict_sha256 in manifest)",
@@ -102,7 +103,7 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None) -> tuple[int, 
         check_dict_matches(dict_path, spm_model)
     n_symbols = len(read_dict_symbols(dict_path))
     vocab = len(FAIRSEQ_SPECIALS) + n_symbols + 1  # masked_lm appends <mask>
-    return vocab, spm_model, stats
+    return vocab, spm_model, stats, sizes["train"]
 
 
 def recorded_identity(save_dir: Path) -> dict[str, Any] | None:
@@ -157,7 +158,7 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
     """
     data_bin, save_dir = Path(data_bin), Path(save_dir)
     warnings: list[str] = []
-    vocab, spm_used, stats = check_data_bin(data_bin, Path(spm_model) if spm_model else None)
+    vocab, spm_used, stats, sizes = check_data_bin(data_bin, Path(spm_model) if spm_model else None)
     if spm_used is None:
         warnings.append(f"no spm.model in {data_bin}: dict/spm agreement not checked (pass --spm-model)")
 
@@ -204,9 +205,6 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
                               f"{batch.sequences:,}", fix=f"set {hint}, or recipe: null")
 
     # -- data vs positions --------------------------------------------------------------------------------------------
-
-    sizes = read_mmap_sizes(data_bin / "train.idx")
-    read_mmap_sizes(data_bin / "valid.idx")
     train_tokens = int(stats.get("tokens", {}).get("train") or sizes.sum())  # preprocess counts per split
     if len(sizes) == 0 or int(sizes.sum()) == 0:
         raise InputError("train split is empty", path=data_bin / "train.idx", fix="rebuild the corpus/data-bin")
