@@ -255,7 +255,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  finetune   NSMC accuracy {r4(f.get('accuracy'))}, F1 {r4(f.get('f1'))} "
                      f"({f.get('eval_split', 'dev')}; train {f.get('n_train', '?')}, dev {f.get('n_dev', '?')})")
     wd = Path(summary["workdir"])
-    lines.append(f"  model      {wd / 'hf'}  (AutoModelForMaskedLM / AutoTokenizer .from_pretrained)")
+    if "convert" in st:
+        lines.append(f"  model      {wd / 'hf'}  (AutoModelForMaskedLM / AutoTokenizer .from_pretrained)")
+    elif st:  # --until stopped before the export: say so rather than name a model that does not exist
+        last = list(st)[-1]
+        lines.append(f"  stopped    after {last} (--until); run again without --until to go on: complete stages "
+                     "are skipped")
     lines.append(f"  timings    {json.dumps(summary.get('seconds', {}))}")
     return "\n".join(lines)
 

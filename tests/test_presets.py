@@ -13,7 +13,7 @@ from koroberta.train.config import RECIPES
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name", ["demo", "base", "koroberta-8k"])
+@pytest.mark.parametrize("name", ["demo", "small", "base", "koroberta-8k"])
 def test_preset_loads(name):
     cfg = PipelineConfig.load(CONFIGS / f"{name}.yaml")
     assert cfg.train.tokens_per_sample <= cfg.train.max_positions
@@ -39,3 +39,11 @@ def test_demo_is_cpu_sized():
     assert Path(cfg.source).parts[:2] == ("data", "demo")  # the embedded sample, never ../shared
     assert cfg.train.device == "cpu" and cfg.train.max_update <= 2000
     assert cfg.spm.threads == 1  # spm output depends on the thread count: pinned for reproducibility
+
+
+def test_small_is_the_quality_benchmarks_cpu_preset():
+    cfg = PipelineConfig.load(CONFIGS / "small.yaml")
+    assert cfg.train.device == "cpu" and cfg.train.precision != "fp16"
+    assert cfg.spm.threads == 1
+    # bench/quality.py writes the text subset this path names (`--chars` 20M under `--out bench/out/quality`)
+    assert cfg.source == "bench/out/quality/kowiki-20M.txt"
