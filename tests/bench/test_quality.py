@@ -127,3 +127,12 @@ def test_quality_bad_input(tmp_path):
                         "--nsmc", str(tmp_path / "missing.tsv")], capture_output=True, text=True, cwd=REPO)
     assert r.returncode != 0 and "missing.tsv" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_quality_reads_nsmc_before_pretraining(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("id\tdocument\tlabel\n1\t좋다\t1\textra\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, str(REPO / "bench" / "quality.py"), "--out", str(tmp_path / "o"),
+                        "--nsmc", str(bad)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode != 0 and f"{bad}: line 2:" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()  # nothing pretrained, nothing written
