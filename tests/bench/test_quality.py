@@ -124,7 +124,9 @@ def test_quality_end_to_end(tmp_path):
 
 def test_quality_bad_input(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "bench" / "quality.py"), "--out", str(tmp_path / "o"),
-                        "--nsmc", str(tmp_path / "missing.tsv")], capture_output=True, text=True, cwd=REPO)
+                        "--nsmc", str(tmp_path / "missing.tsv"),
+                        "--shard", str(FIXTURES / "kowiki-docs.txt")],  # a clean clone has no ../shared
+                       capture_output=True, text=True, cwd=REPO)
     assert r.returncode != 0 and "missing.tsv" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
 
@@ -133,6 +135,7 @@ def test_quality_reads_nsmc_before_pretraining(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("id\tdocument\tlabel\n1\t좋다\t1\textra\n", encoding="utf-8")
     r = subprocess.run([sys.executable, str(REPO / "bench" / "quality.py"), "--out", str(tmp_path / "o"),
-                        "--nsmc", str(bad)], capture_output=True, text=True, cwd=REPO)
+                        "--nsmc", str(bad), "--shard", str(FIXTURES / "kowiki-docs.txt")],
+                       capture_output=True, text=True, cwd=REPO)
     assert r.returncode != 0 and f"{bad}: line 2:" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()  # nothing pretrained, nothing written
