@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -209,19 +210,192 @@ def skip_if_complete(out_dir: str | Path, stage: str, config: Config | Mapping[s
     return True
 
 
-def _check_replaceable(final: Path, overwrite: bool) -> None:
+# -- who may write where ---------------------------------------------------------------------------------------------
+#: the file a stage that works *in place* (train: checkpoints must survive a crash) writes at launch, before any
+#: manifest exists; it names that stage as the directory's owner (koroberta.train.preflight.TRAIN_STATE)
+IN_PLACE_STATE = {"train_config.json": "train"}
+_OUTPUT_SCAN_DEPTH = 3  # a run's workdir holds stage outputs one level down, the corpus steps two
+
+
+def owner_of(directory: str | Path) -> str | None:
+    """The koroberta stage (or corpus step) that wrote ``directory``, complete or not, else None.
+
+    A ``manifest.json`` of ours (it has ``stage`` and ``identity_sha256``) names it; a train directory is named by
+    the state file train writes at launch, so a killed run's checkpoints are owned by train before any manifest.
+    """
+    d = Path(directory)
+    m = d / MANIFEST
+    if m.is_file():
+        try:
+            data = read_json(m)
+        except (ValueError, OSError, UnicodeDecodeError):
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("stage"), str) and "identity_sha256" in data:
+            return data["stage"]
+    for name, stage in IN_PLACE_STATE.items():
+        if (d / name).is_file():
+            return stage
+    return None
+
+
+def stage_outputs_under(directory: str | Path, depth: int = _OUTPUT_SCAN_DEPTH) -> list[tuple[Path, str]]:
+    """``[(dir, stage)]`` for the stage outputs strictly below ``directory`` (hidden entries and what lies inside a
+    stage output are not searched). Bounded by ``depth`` so a directory of 100k text files costs one listing."""
+    found: list[tuple[Path, str]] = []
+    level = [Path(directory)]
+    for _ in range(depth):
+        nxt = []
+        for d in level:
+            try:
+                entries = sorted((e for e in os.scandir(d) if not e.name.startswith(".")), key=lambda e: e.name)
+            except OSError:
+                continue
+            for e in (x for x in entries if x.is_dir(follow_symlinks=False)):
+                owner = owner_of(e.path)
+                if owner is not None:
+                    found.append((Path(e.path), owner))
+                else:
+                    nxt.append(Path(e.path))
+        level = nxt
+    return found
+
+
+def _is_scratch(name: str) -> bool:
+    """Our own hidden siblings of an output: its lock, a killed run's temporary or replaced directory."""
+    return name.startswith(".") and (name.endswith(".lock") or ".tmp-" in name or ".old-" in name)
+
+
+def _family(stage: str) -> str:
+    return stage.split(".", 1)[0]
+
+
+def _real(p: str | Path) -> Path:
+    return Path(os.path.realpath(p))
+
+
+def check_output_location(final: str | Path, stage: str, inputs: Mapping[str, str | Path | None] | None = None, *,
+                          overwrite: bool = False, nested_ok: tuple[str, ...] = ()) -> None:
+    """The one rule for where ``stage`` may write ``final`` (every stage calls it before any work, and
+    :class:`StageOutput` again before it writes):
+
+    * never over, into, or above one of the stage's own ``inputs`` (``preprocess run SPLIT VOCAB SPLIT``);
+    * never inside another stage's output directory (``spm train --out RUN/corpus/split/vocab``);
+    * an existing ``final`` is replaced only if it is this same stage's (or corpus step's) output; a directory that
+      another stage wrote, or one holding other stages' outputs (a run's workdir), is refused even with
+      ``--overwrite``: koroberta never deletes what it did not make;
+    * a non-empty directory koroberta did not write at all is replaced only with ``overwrite``.
+
+    ``nested_ok`` names stages whose outputs may lie below ``final`` (the corpus directory holds its steps').
+    Raises :class:`OutputError` with one line naming what is there.
+    """
+    final = Path(final)
+    real = _real(final)
+    for name, p in sorted((inputs or {}).items()):
+        if p is None:
+            continue
+        rin = _real(p)
+        if rin == real:
+            rel = "is"
+        elif real in rin.parents:
+            rel = "holds"
+        elif rin.parent != rin and rin in real.parents:
+            rel = "lies inside"
+        else:
+            continue
+        raise OutputError(f"output directory {rel} this stage's input {name} ({p}); a stage never writes over or "
+                          f"into its own inputs", path=final, fix="choose an output directory outside the inputs")
+    for anc in real.parents:
+        owner = owner_of(anc)
+        if owner is not None:
+            raise OutputError(f"output directory lies inside {anc}, the output of the {owner} stage",
+                              path=final, fix=f"choose a directory outside {anc} for the {stage} output")
     if not final.exists():
         return
     if not final.is_dir():
-        raise OutputError(f"{final}: exists and is not a directory", fix="choose another output path")
-    entries = [e.name for e in final.iterdir()]
-    if not entries:
+        raise OutputError("exists and is not a directory", path=final, fix="choose another output path")
+    owner = owner_of(final)
+    if owner is not None:
+        if owner == stage:
+            return  # our own earlier output (another identity, or --force): replaced atomically at the end
+        raise OutputError(f"holds the output of the {owner} stage, not of {stage}; koroberta never replaces "
+                          f"another stage's output (not even with --overwrite)", path=final,
+                          fix=f"choose a new directory for the {stage} output (or delete {final} yourself if you "
+                              f"no longer need it)")
+    nested = stage_outputs_under(final)
+    others = [(d, s) for d, s in nested if _family(s) not in nested_ok]
+    if others:
+        listed = ", ".join(f"{d.relative_to(final)} ({s})" for d, s in others[:3])
+        raise OutputError(f"holds the outputs of other stages: {listed}{', ...' if len(others) > 3 else ''}",
+                          path=final, fix=f"choose a new directory for the {stage} output")
+    if overwrite:
         return
-    if (final / MANIFEST).is_file() or (final / MARKER).is_file() or overwrite:
-        return  # our own earlier output (complete or not): replaced atomically at the end
-    raise OutputError(f"{final}: output directory holds files koroberta did not write ({', '.join(sorted(entries)[:3])}"
-                      f"{', ...' if len(entries) > 3 else ''})",
-                      fix="choose an empty or new directory, or pass --overwrite to replace it")
+    own = {d.name for d, _ in nested if d.parent == final}  # the corpus directory's own step directories
+    entries = sorted(e.name for e in final.iterdir() if e.name not in own and not _is_scratch(e.name))
+    if entries:
+        raise OutputError(f"output directory holds files koroberta did not write ({', '.join(entries[:3])}"
+                          f"{', ...' if len(entries) > 3 else ''})", path=final,
+                          fix="choose an empty or new directory, or pass --overwrite to replace it")
+
+
+#: the lock files this process holds (POSIX locks do not conflict within one process: checked here instead)
+_HELD_LOCKS: set[str] = set()
+
+
+@contextlib.contextmanager
+def output_lock(final: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``final`` while a process writes it: a second koroberta process writing the same
+    output (two `koroberta run`s of one config, a training launched twice into one save dir) is refused in one line
+    instead of interleaving its files.
+
+    A POSIX record lock (``lockf``) on a hidden sibling ``.NAME.lock``, removed again on release. The kernel drops
+    it when the process dies, so a killed run never leaves a stale lock (at worst the empty file, which the next run
+    reuses). POSIX, not ``flock``: a ``flock`` is shared with forked children, so the corpus stage's pool workers
+    of a killed run would hold it on until they noticed; a record lock belongs to this process only. SLURM array
+    shards write different directories and training ranks are children of one `koroberta train`, so neither
+    contends. After locking, the file must still be the one at the path (a holder may have just unlinked it);
+    otherwise the lock is taken again on the new file.
+    """
+    final = Path(final)
+    lock = final.with_name(f".{final.name}.lock")
+    busy = OutputError(f"another koroberta process is writing this output right now (it holds {lock.name})",
+                       path=final, fix="wait for it to finish (or stop it), or choose another output directory")
+    key = os.path.realpath(lock)
+    if key in _HELD_LOCKS:
+        raise busy  # this very process (an in-process caller) is writing it
+    for _ in range(10):
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)  # lockf needs write access; nothing is written
+        except OSError as e:  # read-only mount, permissions, a file in the way: the output's one-line error
+            err = output_os_error(e, final)
+            if err is None:
+                raise
+            raise err from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EACCES, errno.EAGAIN):
+                raise busy from None
+            raise
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # locked a file its holder had just removed: take the lock on the current one
+    else:
+        raise OutputError(f"could not take the lock {lock.name}: it keeps being replaced", path=final,
+                          fix="check that no other process is writing this output, then rerun")
+    _HELD_LOCKS.add(key)
+    try:
+        yield
+    finally:
+        _HELD_LOCKS.discard(key)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)  # while still holding it: a waiter that opened it re-checks the path (above)
+        os.close(fd)
 
 
 def stage_manifest(stage: str, config: Mapping[str, Any], identity: Mapping[str, Any],
@@ -256,21 +430,33 @@ class StageOutput:
         self.timing: dict[str, float] = {}
         self.tmp = self.final.with_name(f".{self.final.name}.tmp-{os.getpid()}")
         self._t0 = 0.0
+        self._lock: contextlib.AbstractContextManager | None = None
 
     def __enter__(self) -> "StageOutput":
         try:
-            _check_replaceable(self.final, self.overwrite)
+            check_output_location(self.final, self.stage, self.inputs, overwrite=self.overwrite)
             self.final.parent.mkdir(parents=True, exist_ok=True)
+            lock = output_lock(self.final)
+            lock.__enter__()
+            self._lock = lock
             remove_stale_tmp(self.final)
             if self.tmp.exists():
                 shutil.rmtree(self.tmp)
             self.tmp.mkdir(parents=True)
         except OSError as e:  # read-only mount, permissions, a file where a directory should be: one line, no traceback
+            self._release()
             err = output_os_error(e, self.final)
             if err is None:
                 raise
             raise err from None
-        self._fingerprints = input_fingerprints(self.inputs)  # hash inputs *before* work, as they were read
+        except BaseException:
+            self._release()
+            raise
+        try:
+            self._fingerprints = input_fingerprints(self.inputs)  # hash inputs *before* work, as they were read
+        except BaseException:
+            self._release()
+            raise
         self._t0 = time.perf_counter()
         return self
 
@@ -293,6 +479,17 @@ class StageOutput:
         return manifest
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._exit(exc_type, exc)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+    def _exit(self, exc_type, exc) -> None:
         if exc_type is None:
             try:
                 self.manifest = self.finish()

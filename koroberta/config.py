@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import fnmatch
 import os
 import re
 import types
@@ -116,16 +117,27 @@ class Config:
 
     IDENTITY = ()  # type: tuple[str, ...]  (unannotated: class attributes, not dataclass fields)
     RUNTIME = ()  # type: tuple[str, ...]
+    #: identity fields added after outputs of the stage existed, with the value that reproduces how the stage worked
+    #: before them: at that value the field is left out of the identity, so a run completed before the field existed
+    #: stays complete (the field is still in the manifest's config for people)
+    LATER_IDENTITY = {}  # type: dict[str, Any]
+
+    @classmethod
+    def at_later_default(cls, name: str, value: Any) -> bool:
+        return name in cls.LATER_IDENTITY and value == cls.LATER_IDENTITY[name]
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            setattr(self, f.name, _coerce(value, hints[f.name], f"{type(self).__name__}.{f.name}"))
+            try:
+                setattr(self, f.name, _coerce(value, hints[f.name], f"{type(self).__name__}.{f.name}"))
+            except ConfigError as e:
+                raise _with_fields(e, (f.name,)) from None
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices and getattr(self, f.name) is not None:
-                raise ConfigError(f"{self._section()}.{f.name}={getattr(self, f.name)!r} is not one of "
-                                  f"{', '.join(map(str, choices))}")
+                raise _with_fields(ConfigError(f"{self._section()}.{f.name}={getattr(self, f.name)!r} is not one of "
+                                               f"{', '.join(map(str, choices))}"), (f.name,))
         self.validate()
 
     # -- validation helpers -------------------------------------------------------------------------------------------
@@ -136,9 +148,20 @@ class Config:
     def _section(cls) -> str:
         return getattr(cls, "SECTION", cls.__name__)
 
-    def require(self, ok: bool, message: str) -> None:
+    def require(self, ok: bool, message: str, fields: typing.Sequence[str] | None = None) -> None:
+        """Raise a :class:`ConfigError` with ``message`` unless ``ok``. ``fields`` are the fields the check is about
+        (default: the field names the message spells out, ``max_*_rows`` matching as a pattern); :meth:`from_args`
+        blames exactly those -- the option on the command line or the key in the YAML file that set them -- never
+        an unrelated option that happened to be given with them."""
         if not ok:
-            raise ConfigError(f"{self._section()}: {message}")
+            raise _with_fields(ConfigError(f"{self._section()}: {message}"),
+                               tuple(fields) if fields is not None else self._fields_named_in(message))
+
+    @classmethod
+    def _fields_named_in(cls, message: str) -> tuple[str, ...]:
+        words = set(re.findall(r"[A-Za-z_*]+", message))
+        return tuple(f.name for f in dataclasses.fields(cls)
+                     if f.name in words or any("*" in w and fnmatch.fnmatchcase(f.name, w) for w in words))
 
     # -- (de)serialisation --------------------------------------------------------------------------------------------
     @classmethod
@@ -189,6 +212,8 @@ class Config:
         out: dict[str, Any] = {}
         for name in self.IDENTITY:
             v = getattr(self, name)
+            if self.at_later_default(name, v):
+                continue
             out[name] = v.identity() if isinstance(v, Config) else v
         out.update(self.derived_identity())
         return out
@@ -256,33 +281,93 @@ class Config:
         try:
             return cls.from_dict({**data, **given}, source=where)
         except ConfigError as e:
-            culprits = _cli_culprits(cls, data, given) if given else []
+            culprits = _cli_culprits(cls, data, given, e) if given else []
             if culprits:
-                opts = ", ".join(f"--{k.replace('_', '-')} {given[k]!r}" for k in culprits)
-                fix = None if "— fix:" in str(e) else (
-                    f"correct {opts.split(' ')[0]} on the command line (or leave it out to use "
-                    + (f"the value in {source})" if source is not None else "the default)"))
-                raise ConfigError(f"command-line option {opts}: {e}", fix=fix) from None
+                raise _cli_error(cls, e, data, given, culprits, source) from None
             if source is None:
                 raise
             fix = None if "— fix:" in str(e) else f"correct the `{cls._section()}:` section of {source}"
             raise ConfigError(f"{source}: {e}", fix=fix) from None
 
 
-def _cli_culprits(cls: type[Config], data: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
-    """Which command-line options make a config invalid that the YAML section alone makes valid: each option that
-    fails on its own on top of the YAML, else (a combination fails) all of them. [] when the YAML alone is invalid,
-    i.e. the file is to blame."""
-    def ok(d: Mapping[str, Any]) -> bool:
+def _with_fields(e: ConfigError, fields: typing.Sequence[str]) -> ConfigError:
+    """``e`` tagged with the config fields it is about (``e.fields``), for :meth:`Config.from_args` to blame."""
+    e.fields = tuple(fields)  # type: ignore[attr-defined]
+    return e
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _cli_error(cls: type[Config], e: ConfigError, data: Mapping[str, Any], given: Mapping[str, Any],
+               culprits: list[str], source: str | Path | None) -> ConfigError:
+    """The one-line error for command-line options ``culprits`` that make the config invalid. A check that involves
+    other fields too (``warmup_updates < max_update``) says where each of those came from -- the YAML file or the
+    default -- and the fix offers changing either side."""
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else (
+        f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        for f in dataclasses.fields(cls)}
+    others = [f for f in getattr(e, "fields", ()) if f not in culprits and f in defaults]
+    opts = ", ".join(f"{_flag(k)} {_shown(given[k])}" for k in culprits)
+    where = [f"{f}={data[f]!r} from {source}" if f in data else f"{f}={defaults[f]!r} is the default" for f in others]
+    msg = f"command-line option{'s' if len(culprits) > 1 else ''} {opts}: {e}" + (
+        f" ({'; '.join(where)})" if where else "")
+    if "— fix:" in str(e):
+        return ConfigError(msg)
+    flags = " / ".join(_flag(k) for k in culprits)
+    if len(culprits) == 1 and not others:
+        k = culprits[0]
+        if source is None:
+            instead = "the default"
+        elif k in data:
+            instead = f"the value in {source}"
+        else:  # the file does not set it: say what leaving the option out really gives
+            instead = f"the value in {source}, or the default {defaults[k]!r} as it sets none"
+        fix = f"correct {flags} on the command line (or leave it out to use {instead})"
+    else:
+        also = [f"change {f} in the `{cls._section()}:` section of {source}" if f in data else
+                (f"pass {_flag(f)} too" if _is_cli(cls, f) else f"set {f} in the `{cls._section()}:` section")
+                + f" (the default {defaults[f]!r} does not fit)" * (f not in data) for f in others]
+        fix = f"correct {flags} on the command line" + (f", or {' / '.join(also)}" if also else "")
+    return ConfigError(msg, fix=fix)
+
+
+def _shown(value: Any) -> str:
+    """A command-line value as it was typed: ``--adam-betas 0.9 0.98``, not ``[0.9, 0.98]``."""
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else repr(value)
+
+
+def _is_cli(cls: type[Config], name: str) -> bool:
+    return any(f.name == name and f.metadata.get("cli", True) for f in dataclasses.fields(cls))
+
+
+def _cli_culprits(cls: type[Config], data: Mapping[str, Any], given: Mapping[str, Any],
+                  e: ConfigError | None = None) -> list[str]:
+    """Which command-line options make the config fail with ``e``; [] when the file (or the defaults) is to blame.
+
+    The options that set a field the failed check is about (``e.fields``, see :meth:`Config.require`): an option
+    given alongside, valid or not, is never blamed for another field's check. When the check names no field that
+    was given and the YAML section alone is valid (so the command line must be involved), fall back to trying: the
+    options whose removal changes the error, else each option that fails on its own on top of the YAML."""
+    def error(d: Mapping[str, Any]) -> str | None:
         try:
             cls.from_dict(d)
-        except ConfigError:
-            return False
-        return True
+        except ConfigError as err:
+            return str(err)
+        return None
 
-    if not ok(data):
+    fields = getattr(e, "fields", ()) if e is not None else ()
+    named = [k for k in given if k in fields]
+    if named:
+        return named
+    if error(data) is not None:
         return []
-    return [k for k in given if not ok({**data, k: given[k]})] or list(given)
+    if e is not None:
+        changed = [k for k in given if error({**data, **{j: v for j, v in given.items() if j != k}}) != str(e)]
+        if changed:
+            return changed
+    return [k for k in given if error({**data, k: given[k]}) is not None] or list(given)
 
 
 def available_cpus() -> int:
@@ -300,14 +385,35 @@ def available_cpus() -> int:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict, with errors that name the file."""
+    """Read a YAML config file into a dict, with errors that name the file -- and for a syntax error
+    ``FILE:LINE:COLUMN`` (1-based, what editors jump to) with the problem and the fix."""
     import yaml
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found", fix="pass an existing YAML file, e.g. configs/demo.yaml")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        # a pipe is fine (`koroberta run <(sed s/kowiki/test/ configs/demo.yaml)`): a config is read exactly once
+        if not p.is_file() and not p.is_fifo():
+            if p.is_dir():
+                what = "is a directory, not a YAML file"
+            elif p.exists():
+                what = f"is {'a socket' if p.is_socket() else 'a device'}, not a YAML file"
+            else:
+                what = "config file not found"
+            raise ConfigError(f"{p}: {what}", fix="pass an existing YAML file, e.g. configs/demo.yaml")
+        raw = p.read_bytes()
+    except PermissionError as e:  # else the CLI would report it as an output location it cannot write
+        raise ConfigError(f"{p}: cannot be read ({e.strerror})",
+                          fix="make it (and the directories above it) readable for this user") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(f"not UTF-8 ({e.reason} at byte {e.start})", path=f"{p}:{line}",
+                          fix="re-save the file as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        raise _yaml_syntax_error(p, text, e) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: invalid YAML ({str(e).splitlines()[0]})", fix="correct the syntax") from None
     if data is None:
@@ -315,3 +421,39 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: top level must be a mapping of sections (corpus:, spm:, ...)")
     return data
+
+
+def _yaml_syntax_error(p: Path, text: str, e: Any) -> ConfigError:
+    """``FILE:LINE:COL: <problem>`` for a PyYAML scanner/parser error, with a fix for the usual mistakes."""
+    mark = e.problem_mark
+    if mark is None:
+        return ConfigError(f"{p}: invalid YAML ({e.problem or e})", fix="correct the syntax")
+    line, col = mark.line + 1, mark.column + 1
+    lines = text.split("\n")
+    here = lines[mark.line] if mark.line < len(lines) else ""
+    where = f"{p}:{line}:{col}"
+    if here[mark.column: mark.column + 1] == "\t":
+        # PyYAML's "found character '\t' that cannot start any token" does not say it is about the whitespace
+        if not here[: mark.column].strip():
+            return ConfigError("found a tab character where indentation is expected", path=where,
+                               fix=f"YAML indents with spaces, not tabs: replace the tab on line {line} with spaces")
+        return ConfigError("found a tab character where YAML expects a space", path=where,
+                           fix=f"replace the tab on line {line}, column {col} with a space")
+    problem = e.problem or "invalid YAML"
+    opened = e.context_mark
+    if opened is not None and e.context:
+        what = e.context.replace("while ", "", 1)
+        ctx = f" ({what} that starts at line {opened.line + 1}, column {opened.column + 1})"
+    else:
+        ctx = ""
+    if "end of stream" in problem and e.context and "quoted" in e.context:
+        fix = f"close the quote opened at line {opened.line + 1}" if opened is not None else "close the quote"
+    elif "flow" in (e.context or ""):
+        fix = (f"close the bracket opened at line {opened.line + 1}, column {opened.column + 1}"
+               if opened is not None else "close the bracket")
+    elif "mapping values are not allowed" in problem:
+        fix = f"a value on line {line} holds ': ': quote it ('...'), or put the key on its own line"
+    else:
+        fix = (f"correct line {line}: the keys of one section are indented by the same number of spaces, "
+               f"one `key: value` per line")
+    return ConfigError(f"invalid YAML: {problem}{ctx}", path=where, fix=fix)

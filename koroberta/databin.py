@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from koroberta.artifacts import read_manifest, sha256_file
+from koroberta.artifacts import MARKER, read_manifest, sha256_file
 from koroberta.errors import InputError
 
 HDR_MAGIC = b"MMIDIDX\x00\x00"
@@ -130,6 +130,49 @@ def read_mmap(prefix: str | Path) -> tuple[np.ndarray, np.ndarray]:
     code, sizes = _read_index(str(prefix) + ".idx")
     dtype = {v: k for k, v in DTYPE_CODES.items()}[code]
     return sizes, np.fromfile(str(prefix) + ".bin", dtype=dtype)
+
+
+def max_token_id(bin_path: str | Path, dtype: type, chunk: int = 1 << 26) -> int:
+    """The largest id in a fairseq mmap ``.bin`` of ``dtype`` (-1 when empty): one sequential read, ``chunk``
+    elements (128 MiB of uint16) at a time, so a multi-GB file costs flat memory."""
+    n = Path(bin_path).stat().st_size // np.dtype(dtype).itemsize
+    if n == 0:
+        return -1
+    ids = np.memmap(bin_path, dtype=dtype, mode="r", shape=(n,))
+    try:
+        return max(int(ids[i:i + chunk].max()) for i in range(0, n, chunk))
+    finally:
+        del ids
+
+
+def mmap_dtype(idx_path: str | Path) -> type:
+    """The element dtype an mmap ``.idx`` declares for its ``.bin``, from the header alone (the index itself is
+    checked by :func:`check_mmap_dataset`)."""
+    with open(idx_path, "rb") as f:
+        head = f.read(18)
+    code = head[17] if len(head) == 18 and head[:9] == HDR_MAGIC else None
+    dtype = {v: k for k, v in DTYPE_CODES.items()}.get(code)
+    if dtype is None:
+        raise InputError(f"not a fairseq 0.12 mmap index (dtype code {code})", path=idx_path,
+                         fix="rerun `koroberta preprocess` (with --force) to rebuild the data-bin")
+    return dtype
+
+
+def changed_since_manifest(data_bin: str | Path, outputs: dict[str, dict]) -> list[str]:
+    """The files training reads (dict.txt, .bin, .idx) whose content no longer has the sha256 the data-bin's
+    manifest lists (same size, other bytes: an edited or damaged file; sizes are checked separately).
+
+    Cheap on an untouched data-bin: preprocess writes ``_COMPLETE`` after every output, so only a file modified at
+    or after the marker (an edit, or a copy that did not keep times) is hashed again.
+    """
+    db = Path(data_bin)
+    marker_mtime = (db / MARKER).stat().st_mtime_ns
+    changed = []
+    for name in data_files(db, list(outputs)):
+        p = db / name
+        if p.stat().st_mtime_ns >= marker_mtime and sha256_file(p) != outputs[name].get("sha256"):
+            changed.append(name)
+    return changed
 
 
 def data_files(data_bin: Path, names: list[str] | None = None) -> list[str]:

@@ -12,9 +12,12 @@ Programming errors stay ordinary exceptions so they keep their traceback.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
 from pathlib import Path
+from typing import Iterator
 
 
 class KorobertaError(Exception):
@@ -93,3 +96,28 @@ def output_os_error(e: OSError, path: object | None = None) -> OutputError | Non
     else:
         fix = "choose an output location you can write to, or fix its permissions (ls -ld on its parent)"
     return OutputError(f"cannot write the output: {_WRITE_ERRNOS[name]}{detail}", path=where, fix=fix)
+
+
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+@contextlib.contextmanager
+def rust_write_errors() -> Iterator[None]:
+    """Re-raise a full disk or quota met by the Rust writers as the ``OSError`` it is.
+
+    ``model.safetensors`` (safetensors: ``SafetensorError``) and ``tokenizer.json`` (tokenizers: a bare
+    ``Exception``) report a failed write as their own exception type, the errno only in the text ("... No space
+    left on device (os error 28)"), so :class:`~koroberta.artifacts.StageOutput` would let it through as a
+    traceback. As an ``OSError`` it becomes the one-line output error every other stage gives. Other errors pass
+    unchanged.
+    """
+    try:
+        yield
+    except (OSError, KorobertaError):
+        raise
+    except Exception as e:
+        m = _RUST_OS_ERROR.search(str(e))
+        code = int(m.group(1)) if m else None
+        if code in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(code, os.strerror(code)) from e
+        raise

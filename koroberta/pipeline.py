@@ -36,6 +36,7 @@ from typing import Any, Callable, Optional
 from koroberta.artifacts import write_json
 from koroberta.config import Config, available_cpus, load_yaml, option
 from koroberta.convert.config import ConvertConfig
+from koroberta.corpus import check_source
 from koroberta.corpus.config import CorpusConfig
 from koroberta.errors import ConfigError, InputError
 from koroberta.finetune.config import FinetuneConfig
@@ -129,12 +130,13 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
     identity and input contents. Returns the summary dict (also ``workdir/summary.json``)."""
     if until not in STAGES:
         raise ConfigError(f"--until {until!r} is not a stage", fix=f"use one of {', '.join(STAGES)}")
-    wd = Path(cfg.workdir)
-    wd.mkdir(parents=True, exist_ok=True)
     source = Path(cfg.source)
+    check_source(source)  # a pipe, socket, device or symlink loop: say which, before any directory is made
     if not source.exists():
         raise InputError("source not found", path=source,
                          fix="point `source:` at a kowiki dump (`koroberta corpus download` fetches one) or a text file")
+    wd = Path(cfg.workdir)
+    wd.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"name": cfg.name, "workdir": str(wd), "stages": {}}
     timings: dict[str, float] = {}
     opts = RunOptions(workers=cfg.n_workers, restart=restart, extend=extend)
@@ -234,9 +236,16 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"{t.get('final_train_loss', '?')}; valid loss {t.get('final_valid_loss', '?')}")
     if c := st.get("convert"):
         par = c.get("parity", {})
-        lines.append(f"  convert    max |logit diff| HF vs fairseq {par.get('max_abs_logit_diff', '?')} over "
-                     f"{par.get('logit_sentences', '?')} sentences; token ids: {par.get('token_id_mismatches', '?')} "
-                     f"mismatches in {par.get('token_id_lines', '?')} lines")
+        # each check that did not run is named as such (as in the model card), never shown as "? mismatches";
+        # manifests of an older koroberta have only "checked" (= both ran)
+        logits = (f"max |logit diff| HF vs fairseq {par.get('max_abs_logit_diff', '?')} over "
+                  f"{par.get('logit_sentences', '?')} sentences" if par.get("logits_checked", par.get("checked"))
+                  else "logits NOT checked (--no-parity)")
+        ids = (f"token ids: {par.get('token_id_mismatches', '?')} mismatches in {par.get('token_id_lines', '?')} lines"
+               if par.get("token_ids_checked", "token_id_lines" in par) else "token ids NOT checked (parity_lines 0)")
+        where = ("; on the built-in sentences only (no parity text)" if par.get("text") == "builtin_sentences"
+                 else "")
+        lines.append(f"  convert    {logits}; {ids}{where}")
     lc = summary.get("learning_check")
     if lc:
         from koroberta.eval.mlm import MaskedLMCheck
@@ -267,9 +276,16 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 # -- CLI --------------------------------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
+    from koroberta.train import _ExtraArgsRefused
+
     cfg = PipelineConfig.load(args.config, workdir=args.workdir, workers=args.workers, source=args.source)
-    summary = run_pipeline(cfg, until=args.until, force=tuple(args.force or ()), restart=args.restart,
-                           extend=args.extend)
+    try:
+        summary = run_pipeline(cfg, until=args.until, force=tuple(args.force or ()), restart=args.restart,
+                               extend=args.extend)
+    except _ExtraArgsRefused as e:  # fairseq refuses train.extra_args: name the file they are in
+        raise ConfigError(f"train.extra_args {cfg.train.extra_args}: {e.problem}", path=args.config,
+                          fix=e.fix.replace("train.extra_args (or --extra-args)",
+                                            f"the `train:` section's extra_args of {args.config}")) from None
     print(format_summary(summary))
     return 0
 

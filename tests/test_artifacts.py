@@ -72,8 +72,9 @@ def test_foreign_directory_is_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
+    (tmp_path / "in.txt").write_text("x")
     with pytest.raises(OutputError, match="files koroberta did not write"):
-        make(out, tmp_path, {})
+        make(out, tmp_path / "in.txt", {})
     assert (out / "notes.txt").read_text() == "mine"
     with StageOutput(out, stage="demo", config={}, inputs={}, overwrite=True) as st:
         (st.tmp / "b").write_text("b")
@@ -96,3 +97,128 @@ def test_killed_stage_never_looks_complete(tmp_path):
     assert read_manifest(out) is None
     remove_stale_tmp(out)
     assert list(tmp_path.glob(".out.tmp-*")) == []
+
+
+# -- who may write where (issue: nothing lost) ------------------------------------------------------------------------
+def _stage_dir(path, stage: str, files: dict[str, str] | None = None):
+    """A complete output of ``stage`` at ``path`` (what any stage leaves)."""
+    with StageOutput(path, stage=stage, config={}, inputs={}) as st:
+        for name, text in (files or {"out.txt": stage}).items():
+            (st.tmp / name).write_text(text)
+    return path
+
+
+def _snapshot(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_another_stages_output_is_never_replaced(tmp_path):
+    from koroberta.artifacts import check_output_location
+
+    other = _stage_dir(tmp_path / "spm", "spm")
+    before = _snapshot(tmp_path)
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match=r"holds the output of the spm stage, not of convert.*not even with "
+                                              r"--overwrite"):
+            with StageOutput(other, stage="convert", config={}, inputs={}, overwrite=overwrite) as st:
+                (st.tmp / "x").write_text("x")
+    assert _snapshot(tmp_path) == before
+    check_output_location(other, "spm")  # the same stage replaces its own output (another identity, --force)
+    _stage_dir(other, "spm", {"new.txt": "new"})
+    assert (other / "new.txt").is_file() and not (other / "out.txt").exists()
+
+
+def test_a_corpus_step_replaces_only_the_same_step(tmp_path):
+    from koroberta.artifacts import check_output_location
+
+    _stage_dir(tmp_path / "extract", "corpus.extract")
+    check_output_location(tmp_path / "extract", "corpus.extract")
+    with pytest.raises(OutputError, match="corpus.extract stage, not of corpus.split"):
+        check_output_location(tmp_path / "extract", "corpus.split")
+
+
+def test_never_over_into_or_above_an_input(tmp_path):
+    from koroberta.artifacts import check_output_location
+
+    split = tmp_path / "mine"
+    split.mkdir()
+    (split / "train.txt").write_text("x\n")
+    cases = {split / "train.txt": "is this stage's input", split: "holds this stage's input",
+             tmp_path: "holds this stage's input"}
+    for out, why in cases.items():
+        with pytest.raises(OutputError, match=why):
+            check_output_location(out, "spm", {"train": split / "train.txt"}, overwrite=True)
+    with pytest.raises(OutputError, match="lies inside this stage's input model_dir"):
+        check_output_location(split / "sub", "eval", {"model_dir": split}, overwrite=True)
+    assert (split / "train.txt").read_text() == "x\n"
+    check_output_location(tmp_path / "elsewhere", "spm", {"train": split / "train.txt"})  # a sibling is fine
+
+
+def test_never_inside_another_stages_output(tmp_path):
+    from koroberta.artifacts import check_output_location
+
+    split = _stage_dir(tmp_path / "split", "corpus.split")
+    with pytest.raises(OutputError, match=r"lies inside .*split, the output of the corpus.split stage"):
+        check_output_location(split / "vocab", "spm")
+    train = tmp_path / "checkpoints"  # a training run in progress: no manifest yet, its state file names it
+    train.mkdir()
+    (train / "train_config.json").write_text("{}")
+    with pytest.raises(OutputError, match="the output of the train stage"):
+        check_output_location(train / "hf", "convert")
+
+
+def test_a_directory_holding_other_stages_outputs_is_refused_even_with_overwrite(tmp_path):
+    from koroberta.artifacts import check_output_location
+
+    run = tmp_path / "run"
+    _stage_dir(run / "spm", "spm")
+    _stage_dir(run / "corpus" / "split", "corpus.split")
+    (run / "summary.json").write_text("{}")
+    before = _snapshot(run)
+    with pytest.raises(OutputError, match=r"holds the outputs of other stages: spm \(spm\), corpus/split \(corpus.split\)"):
+        with StageOutput(run, stage="convert", config={}, inputs={}, overwrite=True):
+            pass
+    assert _snapshot(run) == before
+    # the corpus directory may hold its own steps, and foreign files there still need --overwrite
+    check_output_location(run / "corpus", "corpus", nested_ok=("corpus",))
+    (run / "corpus" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="notes.txt"):
+        check_output_location(run / "corpus", "corpus", nested_ok=("corpus",))
+
+
+def test_lock_refuses_a_second_writer_and_is_released(tmp_path):
+    from koroberta.artifacts import output_lock
+
+    out = tmp_path / "hf"
+    with output_lock(out):
+        with pytest.raises(OutputError, match="another koroberta process is writing this output"):
+            with StageOutput(out, stage="convert", config={}, inputs={}):
+                pass
+        assert not out.exists()
+    with pytest.raises(RuntimeError):  # a failing stage releases its lock too
+        with StageOutput(out, stage="convert", config={}, inputs={}):
+            raise RuntimeError("boom")
+    _stage_dir(out, "convert")  # both released: the next writer gets it
+    assert read_manifest(out)["stage"] == "convert"
+
+
+def test_lock_is_held_across_processes(tmp_path):
+    """A second process (a second `koroberta run` of the same config) is refused while the first writes."""
+    from koroberta.artifacts import output_lock
+
+    out = tmp_path / "data-bin"
+    code = textwrap.dedent(f"""
+        import sys
+        from koroberta.artifacts import StageOutput
+        from koroberta.errors import OutputError
+        try:
+            with StageOutput({str(out)!r}, stage="preprocess", config={{}}, inputs={{}}):
+                pass
+        except OutputError as e:
+            print(e); sys.exit(2)
+    """)
+    with output_lock(out):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 2 and "another koroberta process" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr  # released when the holder let go (or died)

@@ -1,8 +1,9 @@
 """convert stage: fairseq RoBERTa checkpoint (+ spm.model + dict.txt) -> Hugging Face directory, parity-checked.
 
 Output (``out_dir``): ``config.json`` (RobertaConfig), ``model.safetensors``, ``tokenizer.json`` +
-``tokenizer_config.json`` (fast Unigram tokenizer whose ids are the model's ids), ``spm.model``, ``README.md``
-(model card), ``manifest.json`` / ``_COMPLETE``. A parity failure raises :class:`ParityError` and leaves nothing.
+``tokenizer_config.json`` (fast Unigram or BPE tokenizer, as the spm model is, whose ids are the model's ids),
+``spm.model``, ``README.md`` (model card), ``manifest.json`` / ``_COMPLETE``. A parity failure raises
+:class:`ParityError` and leaves nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import StageOutput, read_manifest, skip_if_complete
+from koroberta.artifacts import check_output_location, StageOutput, read_manifest, skip_if_complete
 from koroberta.convert.config import ConvertConfig
 from koroberta.errors import DependencyError, InputError, ParityError
 
@@ -53,12 +54,14 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
     from koroberta.convert import card, parity
     from koroberta.convert.checkpoint import load_checkpoint
     from koroberta.hfcompat import import_transformers
-    from koroberta.convert.vocab import resolve_vocab
+    from koroberta.convert.vocab import check_trained_with, resolve_vocab
     from koroberta.convert.weights import hf_config_kwargs, hf_state_dict
+    from koroberta.errors import rust_write_errors
 
     ckpt, vdir, out = Path(checkpoint), Path(vocab_dir), Path(out_dir)
     ptext = Path(parity_text) if parity_text is not None else None
     inputs = _inputs(ckpt, vdir, ptext)
+    check_output_location(out, STAGE, inputs, overwrite=overwrite)  # before any work: nothing to undo
     if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
         return read_manifest(out) or {}
     if not vdir.is_dir():
@@ -70,12 +73,17 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
     # enough lines for both checks: token ids on the first parity_lines, logits on the first parity_sentences
     n_lines = max(cfg.parity_lines, cfg.parity_sentences if cfg.parity else 0)
     lines = parity.read_parity_lines(ptext, n_lines) if n_lines else []
+    if cfg.parity and ptext is None:
+        log.warning("convert: no --parity-text: token ids and logits are checked on the %d built-in sentences only; "
+                    "pass the valid split to check them on your text", len(lines))
     ck = load_checkpoint(ckpt)
     ev = resolve_vocab(vdir, ck.vocab_rows)
+    check_trained_with(ck, ev)  # the same rows are not the same vocabulary: compare with what training recorded
     tf = import_transformers()
     torch.manual_seed(0)
 
-    with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
+    # rust_write_errors inside StageOutput: a full disk under safetensors/tokenizers reaches it as an OSError
+    with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st, rust_write_errors():
         export_tokenizer(ev, st.tmp, ck.max_positions)
         shutil.copyfile(ev.spm_model, st.tmp / "spm.model")
         hf_cfg = tf.RobertaConfig(**hf_config_kwargs(ck, ev))
@@ -90,7 +98,12 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
             model.save_pretrained(str(st.tmp))
 
         tok = tf.AutoTokenizer.from_pretrained(str(st.tmp))
-        par: dict[str, Any] = {"checked": bool(cfg.parity), "legacy_vocab": ev.legacy}
+        # which checks ran, each on its own: "checked" means both did (config refuses parity with parity_lines 0),
+        # so neither the card nor a reader of the manifest can take an export checked in part for a checked one
+        par: dict[str, Any] = {"checked": bool(cfg.parity and cfg.parity_lines), "legacy_vocab": ev.legacy,
+                               "token_ids_checked": bool(cfg.parity_lines), "logits_checked": bool(cfg.parity),
+                               "text": "parity_text" if ptext is not None else "builtin_sentences",
+                               "tokenizer_model": ev.model_type}
         tp = parity.check_token_ids(tok, ev, lines[: cfg.parity_lines]) if cfg.parity_lines else None
         if tp is not None:
             par.update(token_id_lines=tp.lines, token_id_mismatches=tp.mismatches, tokens=tp.tokens,

@@ -13,6 +13,24 @@ def _fmt(v: Any) -> str:
     return "n/a" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
 
 
+def parity_words(par: dict[str, Any], atol: float | None = None) -> str:
+    """What the export's parity record says was checked, in words: each check that ran with its figures, each that
+    did not named as not checked (``koroberta run``'s summary reads the record the same way). Manifests of an
+    older koroberta have only ``checked`` (= both ran)."""
+    logits = par.get("logits_checked", par.get("checked"))
+    ids = par.get("token_ids_checked", "token_id_lines" in par)
+    tol = f", atol {atol:g}" if atol is not None else ""
+    lines = par.get("token_id_lines", 0)
+    parts = [f"max |HF - fairseq| logit difference **{_fmt(par.get('max_abs_logit_diff'))}** (fp32{tol}) over "
+             f"{par.get('logit_sentences', 0)} sentences" if logits
+             else "logits **not checked** (exported with --no-parity)",
+             f"HF tokenizer ids equal fairseq ids on {lines - par.get('token_id_mismatches', 0)}/{lines} lines" if ids
+             else "token ids **not checked** (parity_lines 0)"]
+    if (logits or ids) and par.get("text") == "builtin_sentences":
+        parts.append("checked on koroberta's built-in sentences only (no --parity-text was given)")
+    return "; ".join(parts)
+
+
 def model_card(cfg: ConvertConfig, ck: RobertaCheckpoint, ev: ExportVocab, stats: dict[str, Any]) -> str:
     par = stats.get("parity", {})
     opt, task, ds = ck.optimization, ck.task, ck.dataset
@@ -32,10 +50,8 @@ def model_card(cfg: ConvertConfig, ck: RobertaCheckpoint, ev: ExportVocab, stats
     ]
     layout = ("legacy KoRoBERTa dict (spm-id strings, frequency order), rows re-ordered to spm order"
               if ev.legacy else "XLM-R layout: HF id = fairseq id = spm id + 1")
-    parity = (f"max |HF - fairseq| logit difference **{_fmt(par.get('max_abs_logit_diff'))}** (fp32, atol "
-              f"{cfg.atol:g}) over {par.get('logit_sentences', 0)} sentences; HF tokenizer ids equal fairseq ids on "
-              f"{par.get('token_id_lines', 0) - par.get('token_id_mismatches', 0)}/{par.get('token_id_lines', 0)} lines"
-              if par.get("checked") else "**not checked** (exported with --no-parity)")
+    parity = parity_words(par, cfg.atol)
+    tokenizer = "BPE" if ev.model_type == "bpe" else "Unigram"  # as the spm model is (koroberta.convert.vocab)
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     return f"""---
 language: {cfg.language}
@@ -55,7 +71,7 @@ exported to Hugging Face `RobertaForMaskedLM`.
 
 ## Vocabulary
 SentencePiece model `spm.model` ({len(ev.hf_vocab)} ids including `<s> <pad> </s> <unk>` and `<mask>` = id {ev.mask_id});
-{layout}. `tokenizer.json` is a fast Unigram tokenizer equivalent to the spm model.
+{layout}. `tokenizer.json` is a fast {tokenizer} tokenizer equivalent to the spm model.
 
 ## Pretraining
 | setting | value |

@@ -117,9 +117,27 @@ def _section(obj: dict[str, Any], name: str) -> dict[str, Any]:
     return dict(vars(args)) if isinstance(args, argparse.Namespace) else {}
 
 
+def _dir_kind(d: Path) -> str:
+    """What a directory passed as the checkpoint is, for the error (the pipeline's other outputs are the usual
+    mistakes: the save dir itself, the data-bin, the vocab dir, an HF export)."""
+    if (d / "checkpoint_last.pt").is_file() or any(d.glob("checkpoint*.pt")):
+        return "a directory of checkpoints"
+    if (d / "dict.txt").is_file() and (d / "train.idx").is_file():
+        return "a data-bin directory (preprocess output)"
+    if (d / "config.json").is_file() and (d / "model.safetensors").is_file():
+        return "a Hugging Face model directory (an export already)"
+    if (d / "spm.model").is_file():
+        return "a vocabulary directory (spm output)"
+    return "a directory"
+
+
 def load_checkpoint(path: str | Path) -> RobertaCheckpoint:
     """Load and validate a fairseq RoBERTa masked-LM checkpoint. Raises :class:`InputError` for anything else."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{_dir_kind(p)}, not a fairseq checkpoint file", path=p,
+                         fix=f"pass {p / 'checkpoint_last.pt'}" if (p / "checkpoint_last.pt").is_file()
+                         else "pass a checkpoint file, e.g. runs/<name>/checkpoints/checkpoint_last.pt")
     if not p.is_file():
         raise InputError("checkpoint not found", path=p, fix="pass e.g. runs/<name>/checkpoints/checkpoint_last.pt")
     obj = _torch_load(p)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from koroberta.config import Config, option
+from koroberta.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -33,3 +34,8 @@ class ConvertConfig(Config):
         self.require(self.atol > 0, "atol must be > 0")
         self.require(not self.parity or self.parity_sentences > 0,
                      "parity_sentences must be > 0 when parity is on (use --no-parity to skip the check)")
+        if self.parity and self.parity_lines == 0:
+            # an export marked checked whose token ids were never compared is worse than one marked unchecked
+            raise ConfigError("convert: parity_lines 0 skips the token-id check that parity promises",
+                              fix="give parity_lines > 0 (the default is 1000), or use --no-parity (parity: false) "
+                                  "to export UNCHECKED")

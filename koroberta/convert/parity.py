@@ -43,22 +43,29 @@ def read_parity_lines(path: str | Path | None, n: int) -> list[str]:
     if path is None:
         return list(BUILTIN_SENTENCES)
     p = Path(path)
+    fix = "pass the corpus stage's valid split, e.g. runs/<name>/corpus/split/valid.txt"
+    if p.is_dir():
+        raise InputError("parity text is a directory, not a text file", path=p, fix=fix)
     if not p.is_file():
-        raise InputError("parity text not found", path=p, fix="pass the valid split, e.g. runs/<name>/corpus/split/valid.txt")
+        raise InputError("parity text not found", path=p, fix=fix)
     out: list[str] = []
     with open(p, encoding="utf-8", errors="strict") as f:
         try:
-            for line in f:
+            for lineno, line in enumerate(f, 1):
                 s = line.rstrip("\n")
+                if "\0" in s:
+                    # valid UTF-8 all the same: a data-bin .bin of small ids decodes as control characters, and
+                    # the token-id check would pass on them while checking nothing
+                    raise InputError(f"binary data, not text (a NUL character on line {lineno})", path=p,
+                                     fix=fix)
                 if s.strip():
                     out.append(s)
                     if len(out) >= n:
                         break
         except UnicodeDecodeError as e:
-            raise InputError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=p,
-                             fix="pass the corpus stage's valid.txt") from None
+            raise InputError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=p, fix=fix) from None
     if not out:
-        raise InputError("parity text has no non-blank lines", path=p, fix="pass the corpus stage's valid.txt")
+        raise InputError("parity text has no non-blank lines", path=p, fix=fix)
     return out
 
 

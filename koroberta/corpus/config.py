@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from koroberta.config import Config, option
+from koroberta.encoding import UTF8, codec_name
 
 BACKENDS = ("punct", "fast", "pecab", "mecab")
 
@@ -16,11 +17,16 @@ class CorpusConfig(Config):
     SECTION = "corpus"
     # Every field shapes the text (report adds report.md/PNGs to the split directory). The worker count is not a
     # field: it is passed per call and the output is byte-identical for any count (tests/corpus/test_build.py).
-    IDENTITY = ("dbname", "keep_disambiguation", "drop_sections", "normalization", "min_chars", "min_line_chars",
-                "dedup", "backend", "valid_fraction", "test_fraction", "split_salt", "report")
+    # encoding decides which text the source's bytes are, so it is identity like the rest.
+    IDENTITY = ("encoding", "dbname", "keep_disambiguation", "drop_sections", "normalization", "min_chars",
+                "min_line_chars", "dedup", "backend", "valid_fraction", "test_fraction", "split_salt", "report")
     RUNTIME = ()
+    LATER_IDENTITY = {"encoding": UTF8}  # corpora built before `encoding` existed were read as UTF-8
 
     # extract
+    encoding: str = option(UTF8, help="text encoding of a plain-text / WikiExtractor source: utf-8 (checked: CP949, "
+                                      "EUC-KR and UTF-16 are refused with the iconv command that converts them) or "
+                                      "the Python codec to convert from while reading, e.g. cp949, euc-kr, utf-16")
     dbname: str = option("kowiki", help="expected <dbname> of the dump; another wiki is an error ('' = accept any, warn)")
     keep_disambiguation: bool = option(False, help="keep disambiguation (동음이의) pages")
     drop_sections: list[str] = option(
@@ -44,6 +50,8 @@ class CorpusConfig(Config):
     report: bool = option(True, help="write report.md and length histograms (PNG) next to the split")
 
     def validate(self) -> None:
+        # the codec's canonical name ("CP949", "cp-949" -> "cp949"): spellings of one codec are one identity
+        self.encoding = codec_name(self.encoding, option="corpus.encoding")
         self.require(self.min_chars >= 0, "min_chars must be >= 0")
         self.require(self.min_line_chars >= 0, "min_line_chars must be >= 0")
         self.require(0.0 <= self.valid_fraction < 1.0, "valid_fraction must be in [0, 1)")
@@ -53,10 +61,11 @@ class CorpusConfig(Config):
     def part(self, *names: str) -> dict:
         """The config fields one sub-step depends on (its manifest key: other fields do not invalidate it)."""
         d = self.to_dict()
-        return {k: d[k] for k in names}
+        return {k: d[k] for k in names if not self.at_later_default(k, d[k])}
 
 
-EXTRACT_FIELDS = ("dbname", "keep_disambiguation", "drop_sections", "normalization", "min_line_chars", "min_chars")
+EXTRACT_FIELDS = ("encoding", "dbname", "keep_disambiguation", "drop_sections", "normalization", "min_line_chars",
+                  "min_chars")
 CLEAN_FIELDS = ("dedup",)
 SENTENCE_FIELDS = ("backend",)
 SPLIT_FIELDS = ("valid_fraction", "test_fraction", "split_salt", "report")

@@ -13,6 +13,7 @@ far it got.
 from __future__ import annotations
 
 import bz2
+import codecs
 import contextlib
 import gzip
 import logging
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
+from koroberta import encoding as enc
 from koroberta.config import available_cpus
-from koroberta.errors import DependencyError, InputError
+from koroberta.errors import ConfigError, DependencyError, InputError
 
 log = logging.getLogger("koroberta.corpus")
 
@@ -87,13 +89,15 @@ def detect_format(path: Path) -> str:
 
     A directory is a ``save_to_disk`` dataset (its ``state.json`` + ``dataset_info.json``, or ``dataset_dict.json``),
     a directory of Parquet or JSON Lines files (other files next to them, e.g. a dataset repo's README.md, are
-    ignored), or WikiExtractor output / text files. A file is Parquet by its ``PAR1`` magic or ``.parquet`` name,
-    JSON Lines by its ``.jsonl``/``.json``/``.ndjson`` name (content cannot tell JSON Lines from text).
+    ignored), or WikiExtractor output / text files -- one kind only, every file checked (:func:`_dir_kind`). A file
+    is Parquet by its ``PAR1`` magic or ``.parquet`` name, JSON Lines by its ``.jsonl``/``.json``/``.ndjson`` name
+    (content cannot tell JSON Lines from text); binary data (an image, an archive) is refused, not read as text.
     """
     if path.is_dir():
         if (path / "dataset_dict.json").is_file() or ((path / "state.json").is_file()
                                                       and (path / "dataset_info.json").is_file()):
             return "hf_disk"
+        _refuse_stage_output(path)
         kinds = {k for k in map(_hf_file_kind, list_dir_files(path)) if k}
         if len(kinds) > 1:
             raise InputError("directory holds both Parquet and JSON Lines files", path=path,
@@ -105,28 +109,124 @@ def detect_format(path: Path) -> str:
             raise InputError("directory holds no input files", path=path,
                              fix="point at a WikiExtractor output directory, a text file, or a dataset "
                                  "(save_to_disk directory, Parquet or JSON Lines files)")
-        return detect_format(files[0])
+        return _dir_kind(path, files)
     if not path.is_file():
         raise InputError("source not found", path=path, fix="pass an existing dump, WikiExtractor output or text file")
-    if path.stat().st_size == 0:
+    kind, what = _sniff(path)
+    if kind == "empty":
         raise InputError("empty file", path=path, fix="re-download the dump (`koroberta corpus download`)")
-    with open(path, "rb") as f:
-        if f.read(4) == b"PAR1":
-            return "parquet"
-    if _hf_file_kind(path):  # by name: a damaged .parquet is reported by the reader, which names what is wrong
-        return _hf_file_kind(path)  # type: ignore[return-value]
-    head = _peek_text(path).lstrip(b"\xef\xbb\xbf \t\r\n")
-    if head.startswith(b"<mediawiki") or (head.startswith(b"<?xml") and b"<mediawiki" in head):
-        return "dump"
-    if head.startswith(b"<doc "):
-        return "wikiextractor"
-    if head.startswith(b"<?xml") or (head.startswith(b"<") and path.name.endswith((".xml", ".xml.bz2"))):
+    if kind == "xml":
         raise InputError("XML but not a MediaWiki export (no <mediawiki> root)", path=path,
                          fix="use a pages-articles dump from dumps.wikimedia.org")
-    if ".xml" in path.name:
+    if kind == "not_xml":
         raise InputError("not XML (expected a MediaWiki pages-articles dump)", path=path,
                          fix="check the file: it may be an HTML error page or another format; re-download it")
-    return "text"
+    if kind == "binary":
+        raise InputError(f"{what}, not text", path=path, fix=_FIX_BINARY)
+    return kind
+
+
+_HEAD = 4096  # bytes of (decompressed) head that classify a file: bounded cost per file, however large
+#: binary formats a user may drop into a text directory by mistake, by their magic number (most also hold NUL bytes
+#: early, but not always within the head of, e.g., a PDF)
+_BINARY_MAGIC = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF87a", "a GIF image"),
+                 (b"GIF89a", "a GIF image"),
+                 (b"%PDF-", "a PDF document"), (b"PK\x03\x04", "a ZIP archive (or .docx/.xlsx/.pt)"),
+                 (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"\x28\xb5\x2f\xfd", "a Zstandard-compressed file"),
+                 (b"\x7fELF", "an executable"), (b"\x80\x02", "a Python pickle / PyTorch file"))
+_FIX_BINARY = ("pass a MediaWiki dump (.xml.bz2), WikiExtractor output, UTF-8 plain text (optionally .bz2/.xz/.gz "
+               "compressed) or a dataset (save_to_disk directory, Parquet or JSON Lines files)")
+#: what a directory of each readable kind holds, for the error naming a file of another kind
+_DIR_WORDS = {"text": "plain text files", "wikiextractor": "WikiExtractor output files", "dump": "MediaWiki dumps"}
+
+
+def _sniff(path: Path) -> tuple[str, str]:
+    """(kind, the kind in words) of one file, from its name and its first :data:`_HEAD` bytes after decompression.
+
+    Kinds: those :func:`detect_format` returns for a file, plus ``empty``, ``binary`` (a known binary magic, a
+    UTF-16 byte-order mark, or a NUL byte in the head -- git's test for binary: text never holds NUL), ``xml``
+    (XML that is not a MediaWiki export) and ``not_xml`` (an ``.xml`` name over something else).
+    """
+    if path.stat().st_size == 0:
+        return "empty", "an empty file"
+    with open(path, "rb") as f:
+        if f.read(4) == b"PAR1":
+            return "parquet", "a Parquet file"
+    if _hf_file_kind(path):  # by name: a damaged .parquet is reported by the reader, which names what is wrong
+        kind = _hf_file_kind(path)
+        return kind, "a Parquet file" if kind == "parquet" else "a JSON Lines file"  # type: ignore[return-value]
+    raw = _peek_text(path, _HEAD)
+    if not raw:
+        return "empty", f"an empty {compression_of(path)} stream"
+    head = raw.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"<mediawiki") or (head.startswith(b"<?xml") and b"<mediawiki" in head):
+        return "dump", "a MediaWiki XML dump"
+    if head.startswith(b"<doc "):
+        return "wikiextractor", "WikiExtractor output"
+    if head.startswith(b"<?xml") or (head.startswith(b"<") and path.name.endswith((".xml", ".xml.bz2"))):
+        return "xml", "XML that is not a MediaWiki export"
+    if ".xml" in path.name:
+        return "not_xml", "a file named .xml that is not XML"
+    for magic, what in _BINARY_MAGIC:
+        if raw.startswith(magic):
+            return "binary", what
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "binary", f"UTF-16 text (byte-order mark {raw[:2].hex(' ')}), not UTF-8"
+    if b"\0" in raw:
+        return "binary", f"binary data (a NUL byte at offset {raw.index(bytes(1))}; or UTF-16/32 text, not UTF-8)"
+    return "text", "plain text"
+
+
+def _refuse_stage_output(path: Path) -> None:
+    """A koroberta output directory (a run's corpus dir, its split/, a data-bin) is no corpus source: its
+    manifest.json files would be read as JSON Lines, its .txt splits, .parquet and .png report next to them as one
+    mixed source. Its own text is reused by passing a file of it."""
+    from koroberta.artifacts import owner_of, stage_outputs_under
+
+    owner = owner_of(path)
+    below = stage_outputs_under(path) if owner is None else []
+    if owner is None and not below:
+        return
+    what = (f"the output of koroberta's {owner} stage" if owner is not None
+            else f"a directory of koroberta outputs ({below[0][0].relative_to(path)}: {below[0][1]})")
+    raise InputError(f"{what}, not a corpus source", path=path,
+                     fix="pass the source a corpus is built from (a dump, WikiExtractor output, text files or a "
+                         "dataset); to build on a corpus's text, pass one of its files (e.g. split/train.txt)")
+
+
+def _dir_kind(path: Path, files: list[Path]) -> str:
+    """The one kind of every file of a WikiExtractor / plain-text directory (an empty file fits any).
+
+    A directory is read with one reader, so each file is sniffed (its first 4 KB, decompressed: ~30 ms for a
+    ``.bz2`` file, whose first block must be decoded whole): a dump, an image or WikiExtractor output among text
+    files would be read as text -- raw XML and binary included -- and text among WikiExtractor files would be
+    skipped silently. The error names the first file of another kind than the first readable file's.
+    """
+    if len(files) > 16:  # bz2/lzma/zlib decode outside the GIL: thousands of compressed files in seconds
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(8, available_cpus())) as pool:
+            sniffed = list(pool.map(_sniff, files))
+    else:
+        sniffed = [_sniff(f) for f in files]
+    found = [(f, kind, what) for f, (kind, what) in zip(files, sniffed) if kind != "empty"]
+    if not found:
+        raise InputError(f"directory holds only empty files ({len(files)})", path=path,
+                         fix="point at the directory that holds the text or WikiExtractor output")
+    # the kind the directory is taken to hold: its first text or WikiExtractor file's, else its first dump's
+    first = next((x for x in found if x[1] in ("text", "wikiextractor")),
+                 next((x for x in found if x[1] == "dump"), found[0]))
+    if first[1] not in _DIR_WORDS:
+        return detect_format(first[0])  # raises the file's own error (binary, not-MediaWiki XML, ...)
+    other = next((x for x in found if x[1] != first[1]), None)
+    if other is not None:
+        f, _, what = other
+        raise InputError(f"{what} among the {_DIR_WORDS[first[1]]} of {path} (first: {first[0].name}), which are "
+                         "all read with one reader", path=f,
+                         fix=f"put one kind of input per directory: move {f.name} out of {path} (all plain text, "
+                             "optionally .bz2/.xz/.gz, or all WikiExtractor output; a dump is passed as a file of "
+                             "its own)")
+    return first[1]
 
 
 def list_dir_files(path: Path) -> list[Path]:
@@ -322,16 +422,27 @@ def iter_dump(path: Path, stats: ReadStats, *, dbname: str = "kowiki",
                          fix="use a pages-articles dump (this may be a stub or siteinfo-only file)")
 
 
-def _decode_lines(path: Path, stats: ReadStats) -> Iterator[str]:
-    """Lines of a (possibly compressed) text file; invalid UTF-8 is replaced with U+FFFD and counted."""
+def _decode_lines(path: Path, stats: ReadStats, encoding: str = enc.UTF8) -> Iterator[str]:
+    """Lines of a (possibly compressed) text file, each with its ``\\n``. UTF-8 (the default): invalid sequences are
+    replaced with U+FFFD and counted while the file stays within the allowance of :mod:`koroberta.encoding`; past
+    it, or when its bad lines read as CP949, the file is refused (:class:`~koroberta.encoding.Utf8Guard`), so a file
+    bad only after the sample :func:`check_source_encoding` read is not repaired into mojibake either. Another codec
+    (``encoding:``): decoded strictly; a byte that does not decode is an error naming its offset."""
     try:
         with open_binary(path) as f:
-            for raw in f:
+            if not enc.is_utf8(encoding):
+                yield from enc.iter_decoded_lines(f, encoding, path)
+                return
+            guard = None
+            for lineno, raw in enumerate(f, 1):
                 try:
                     yield raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    line = raw.decode("utf-8", errors="replace")
-                    stats.invalid_utf8 += line.count("\ufffd")
+                    if guard is None:  # made at the first bad line: a clean file pays nothing
+                        guard = enc.Utf8Guard(path, path.stat().st_size, option="encoding",
+                                              compression=compression_of(path))
+                    line, n = guard.repair(raw, lineno=lineno, offset=f.tell() - len(raw))
+                    stats.invalid_utf8 += n
                     yield line
     except (EOFError, lzma.LZMAError, OSError) as e:
         raise InputError(f"truncated or corrupt compressed file ({e})", path=path,
@@ -341,14 +452,14 @@ def _decode_lines(path: Path, stats: ReadStats) -> Iterator[str]:
 _DOC_OPEN = re.compile(r'<doc\s+id="([^"]*)"(?:\s+url="[^"]*")?(?:\s+title="([^"]*)")?[^>]*>')
 
 
-def iter_wikiextractor(paths: list[Path], stats: ReadStats) -> Iterator[RawPage]:
+def iter_wikiextractor(paths: list[Path], stats: ReadStats, *, encoding: str = enc.UTF8) -> Iterator[RawPage]:
     """``<doc id=.. url=.. title=..>`` blocks; the first line (the title) is dropped, paragraphs kept as lines."""
     ordinal = 0
     for p in paths:
         cur: list[str] | None = None
         pid = title = ""
         first = True
-        for line in _decode_lines(p, stats):
+        for line in _decode_lines(p, stats, encoding):
             if cur is None:
                 m = _DOC_OPEN.match(line)
                 if m:
@@ -372,13 +483,13 @@ def iter_wikiextractor(paths: list[Path], stats: ReadStats) -> Iterator[RawPage]
                              fix="the WikiExtractor output is truncated; re-run WikiExtractor")
 
 
-def iter_text(paths: list[Path], stats: ReadStats) -> Iterator[RawPage]:
+def iter_text(paths: list[Path], stats: ReadStats, *, encoding: str = enc.UTF8) -> Iterator[RawPage]:
     """Plain text: one paragraph per line, a blank line between documents. ids are ``<file name>:<doc index>``."""
     ordinal = 0
     for p in paths:
         cur: list[str] = []
         k = 0
-        for line in _decode_lines(p, stats):
+        for line in _decode_lines(p, stats, encoding):
             s = line.rstrip("\r\n")
             if s.strip():
                 cur.append(s)
@@ -391,6 +502,90 @@ def iter_text(paths: list[Path], stats: ReadStats) -> Iterator[RawPage]:
             yield RawPage(ord=ordinal, id=f"{p.name}:{k}", title="", ns=0, text="\n".join(cur), clean=True)
             ordinal += 1
             stats.pages = ordinal
+
+
+# -- text encodings: one policy for every stage (koroberta.encoding) --------------------------------------------------
+_CHECK_FILES = 8  # files of a directory whose sample is checked before extraction: first, last and spread between
+
+
+def _spread(files: list[Path], n: int = _CHECK_FILES) -> list[Path]:
+    """At most ``n`` of ``files``, evenly spaced, first and last included: the check's cost is bounded, and the
+    readers' running count covers the files it skipped."""
+    if len(files) <= n:
+        return files
+    return [files[round(i * (len(files) - 1) / (n - 1))] for i in range(n)]
+
+
+def check_source_encoding(source: Path, encoding: str = enc.UTF8) -> None:
+    """Refuse a text or WikiExtractor source whose bytes are not in ``encoding``, before any output exists: UTF-8
+    (the default) per :func:`koroberta.encoding.check_text_file` -- UTF-16 and CP949/EUC-KR are refused with the
+    ``iconv`` command and the ``encoding:`` option that converts while reading; another codec: the files must decode
+    in it strictly. A directory: up to :data:`_CHECK_FILES` of its files. Dumps and datasets are not checked (expat
+    reads the encoding an XML file declares; Arrow strings are UTF-8), and take no ``encoding:``."""
+    source = Path(source)
+    if not enc.is_utf8(encoding):
+        for f in _spread(_codec_text_source(source, encoding)[1]):
+            enc.check_text_file(f, encoding=encoding, option="encoding", compressed=True)
+        return
+    try:
+        fmt = detect_format(source)
+    except InputError:
+        # UTF-16 text is binary to detect_format (it has NUL bytes): say what it is and what converts it
+        for f in list_dir_files(source) if source.is_dir() else [source]:
+            _refuse_utf16(f)
+        raise
+    if fmt in ("text", "wikiextractor"):
+        for f in _spread(list_dir_files(source) if source.is_dir() else [source]):
+            enc.check_text_file(f, option="encoding", compressed=True)
+
+
+def _refuse_utf16(path: Path) -> None:
+    try:
+        head = _peek_text(path, 4096)
+    except InputError:  # a corrupt compressed file: detect_format's own error says so
+        return
+    found = enc.utf16_evidence(head)
+    if found:
+        name, iconv_name, codec, evidence = found
+        raise enc.legacy_error(path, name, iconv_name, codec, evidence, option="encoding",
+                               compression=compression_of(path))
+
+
+def _codec_text_source(source: Path, encoding: str) -> tuple[str, list[Path]]:
+    """``("text" | "wikiextractor", files)`` of a source to decode with ``encoding`` (a codec, not UTF-8).
+
+    :func:`detect_format` reads UTF-8 bytes (UTF-16 is binary to it), so the kind comes from the first non-empty
+    file's head decoded with the codec. A dump or a dataset with an ``encoding:`` is a :class:`ConfigError`: the
+    option would do nothing there (XML declares its encoding, Arrow strings are UTF-8), and saying so beats
+    ignoring it.
+    """
+    def refuse(what: str) -> ConfigError:
+        return ConfigError(f"corpus.encoding={encoding!r} applies to plain text and WikiExtractor sources, and "
+                           f"{source} is {what}", fix="remove `encoding:` (--encoding): UTF-8 is the default")
+
+    if source.is_dir():
+        files = list_dir_files(source)
+        if (source / "dataset_dict.json").is_file() or (source / "state.json").is_file() \
+                or any(_hf_file_kind(f) for f in files):
+            raise refuse("a Hugging Face dataset (its strings are UTF-8)")
+    elif source.is_file():
+        files = [source]
+        with open(source, "rb") as fh:
+            if fh.read(4) == b"PAR1" or _hf_file_kind(source):
+                raise refuse("a Hugging Face dataset file (its strings are UTF-8)")
+    else:
+        raise InputError("source not found", path=source,
+                         fix="pass an existing dump, WikiExtractor output or text file")
+    first = next((f for f in files if f.stat().st_size), None)
+    if first is None:
+        raise InputError("no text: every file is empty", path=source, fix="pass the text or WikiExtractor output")
+    try:
+        head = codecs.getincrementaldecoder(encoding)("ignore").decode(_peek_text(first, 4096)).lstrip("\ufeff \t\r\n")
+    except UnicodeError:  # utf-16 without a byte-order mark: check_text_file says so
+        head = ""
+    if head.startswith(("<mediawiki", "<?xml")):
+        raise refuse("a MediaWiki XML dump (its XML declaration names its encoding)")
+    return ("wikiextractor" if head.startswith("<doc ") else "text"), files
 
 
 # -- Hugging Face datasets on disk -------------------------------------------------------------------------------------
@@ -540,8 +735,12 @@ def iter_hf(source: Path, kind: str, stats: ReadStats) -> Iterator[RawPage]:
 
 
 def iter_source(source: Path, stats: ReadStats, *, dbname: str = "kowiki",
-                decompress_threads: int = 1) -> Iterator[RawPage]:
-    """Dispatch on the detected format (see the module docstring)."""
+                decompress_threads: int = 1, encoding: str = enc.UTF8) -> Iterator[RawPage]:
+    """Dispatch on the detected format (see the module docstring). ``encoding`` other than UTF-8 (``corpus.encoding``):
+    a text / WikiExtractor source decoded with that codec (:func:`check_source_encoding` refuses what does not fit)."""
+    if not enc.is_utf8(encoding):
+        kind, files = _codec_text_source(source, encoding)
+        return (iter_wikiextractor if kind == "wikiextractor" else iter_text)(files, stats, encoding=encoding)
     fmt = detect_format(source)
     if fmt in ("hf_disk", "parquet", "jsonl"):
         return iter_hf(source, fmt, stats)

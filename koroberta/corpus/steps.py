@@ -23,11 +23,12 @@ import io
 import json
 import logging
 import multiprocessing as mp
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from koroberta.artifacts import SPLITS, StageOutput, read_manifest, skip_if_complete
+from koroberta.artifacts import SPLITS, StageOutput, check_output_location, read_manifest, skip_if_complete
 from koroberta.progress import progress_bar
 from koroberta.corpus.config import (CLEAN_FIELDS, EXTRACT_FIELDS, SENTENCE_FIELDS, SPLIT_FIELDS, CorpusConfig)
 from koroberta.errors import ConfigError, DependencyError, InputError
@@ -36,6 +37,14 @@ log = logging.getLogger("koroberta.corpus")
 
 _json_str = json.encoder.encode_basestring  # C; the ensure_ascii=False flavour json.dumps uses
 _BATCH = 32  # pages per worker task: ~0.3 MB of wikitext, amortises pickling; ordered imap keeps source order
+
+
+def check_corpus_dir(out_dir: Path, *, overwrite: bool, source: str | Path | None = None) -> None:
+    """The corpus directory (every step's ``out_dir``) holds only corpus steps' directories: never another stage's
+    output, never the source, never inside another stage's output; foreign files only with ``--overwrite`` (the
+    steps are then written next to them; nothing is deleted). SLURM array shards share it: a shard's sibling
+    step directories are its own stage's."""
+    check_output_location(out_dir, "corpus", {"source": source}, overwrite=overwrite, nested_ok=("corpus",))
 
 
 def shard_name(step: str, shard: int, num_shards: int) -> str:
@@ -116,6 +125,15 @@ def _batches(pages: Iterable, shard: int, num_shards: int, drops: dict[str, int]
         yield batch, opt
 
 
+def _worker_init(initializer=None) -> None:
+    """Pool workers ignore SIGINT. Ctrl-C reaches every process of the terminal's process group: a worker would
+    print its own KeyboardInterrupt traceback, while the parent already stops the run (it terminates the pool, and
+    the CLI prints one "interrupted" line)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer()
+
+
 @contextlib.contextmanager
 def _pool(workers: int, initializer=None) -> Iterator[Any]:
     """A process pool, or None for ``workers <= 1`` (in-process: no fork/import cost on small inputs)."""
@@ -125,7 +143,7 @@ def _pool(workers: int, initializer=None) -> Iterator[Any]:
         yield None
         return
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    pool = ctx.Pool(workers, initializer=initializer)
+    pool = ctx.Pool(workers, initializer=_worker_init, initargs=(initializer,))
     try:
         yield pool
         pool.close()
@@ -139,12 +157,15 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
     """Stream ``source`` (dump / WikiExtractor / text), keep namespace-0 non-redirect articles of this shard, clean
     the wikitext, and write ``docs.jsonl`` (one ``{"ord","id","title","text"}`` per document, text lines =
     paragraphs). Drop reasons and reader counters go to the manifest stats."""
-    from koroberta.corpus.sources import ReadStats, iter_source
+    from koroberta.corpus.sources import ReadStats, check_source_encoding, iter_source
     from koroberta.corpus.wikitext import CLEANER_VERSION
 
     _check_shard(shard, num_shards)
     source = Path(source)
     final = Path(out_dir) / shard_name("extract", shard, num_shards)
+    from koroberta.corpus import check_source
+    check_source(source)  # a pipe/socket/device/symlink loop says so (not "source not found"), before any work
+    check_corpus_dir(Path(out_dir), overwrite=overwrite, source=source)
     # the cleaner version is part of the config: an extract written by an older cleaner is redone, not reused
     conf = {**cfg.part(*EXTRACT_FIELDS), "shard": shard, "num_shards": num_shards, "cleaner": CLEANER_VERSION}
     inputs = {"source": source}
@@ -152,6 +173,7 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
         raise InputError("source not found", path=source, fix="pass an existing dump, WikiExtractor output or text file")
     if skip_if_complete(final, "corpus.extract", conf, inputs, force=force, log=log):
         return final
+    check_source_encoding(source, cfg.encoding)  # CP949/UTF-16/not UTF-8: refused before any directory exists
     opt = {k: conf[k] for k in ("keep_disambiguation", "drop_sections", "normalization", "min_line_chars",
                                 "min_chars")}
     rstats = ReadStats()
@@ -160,7 +182,7 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
     with StageOutput(final, stage="corpus.extract", config=conf, inputs=inputs, overwrite=overwrite) as st:
         bar = _progress(f"extract {shard}/{num_shards}", "page")
         # the reader decodes bz2 with as many threads as there are cleaning workers, so it keeps up with them
-        pages = iter_source(source, rstats, dbname=cfg.dbname, decompress_threads=workers)
+        pages = iter_source(source, rstats, dbname=cfg.dbname, decompress_threads=workers, encoding=cfg.encoding)
         with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as out, _pool(workers) as pool:
             tasks = _batches(pages, shard, num_shards, drops, opt)
             results = pool.imap(_clean_batch, tasks) if pool else map(_clean_batch, tasks)
@@ -216,6 +238,7 @@ def clean(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     """Merge the extract shards in source order, drop exact duplicates (keep the first), and write
     ``docs.jsonl`` (id, title, text: one document per line), which the sentence step reads."""
     out_dir = Path(out_dir)
+    check_corpus_dir(out_dir, overwrite=overwrite)
     shards = _shard_dirs(out_dir, "extract", num_shards, "corpus.extract")
     final = out_dir / "clean"
     conf = cfg.part(*CLEAN_FIELDS)
@@ -316,6 +339,7 @@ def sentences(cfg: CorpusConfig, out_dir: str | Path, *, shard: int = 0, num_sha
     _check_shard(shard, num_shards)
     check_backend(cfg.backend)
     out_dir = Path(out_dir)
+    check_corpus_dir(out_dir, overwrite=overwrite)
     clean_dir = out_dir / "clean"
     clean_manifest = read_manifest(clean_dir)
     if clean_manifest is None:
@@ -368,6 +392,7 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     from koroberta.corpus import parquet_out
 
     out_dir = Path(out_dir)
+    check_corpus_dir(out_dir, overwrite=overwrite)
     shards = _shard_dirs(out_dir, "sentences", num_shards, "corpus.sentences")
     final = out_dir / "split"
     # the Parquet format version is part of the config: a split made before (or with another) hf/ is redone

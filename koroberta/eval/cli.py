@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from koroberta.errors import ConfigError
 from koroberta.eval.config import TASKS, EvalConfig
 
 _TSV_ONLY = ("text_column", "label_column", "labels")
@@ -26,9 +27,28 @@ _REPORTS = {"nsmc": "accuracy, F1", "tsv": "accuracy, F1 (binary: class 1; else 
             "klue-sts": "Pearson, Spearman, F1 at 3.0", "klue-ner": "entity-level macro F1, character-level macro F1"}
 
 
+def _refuse_tsv_only(args: argparse.Namespace, command: str, tsv_example: str) -> None:
+    """``--labels`` (or a column option) given to a task with fixed ones: say which subcommand takes it, instead of
+    argparse's "unrecognized arguments" (the label error of nsmc used to send users there)."""
+    given = [n for n in _TSV_ONLY if getattr(args, f"fixed_{n}", None) is not None]
+    if given:
+        opts = " ".join(f"--{n.replace('_', '-')}" for n in given)
+        raise ConfigError(f"command-line option {opts}: `{command} {args.task_name}` has fixed columns and labels "
+                          f"({TASKS[args.task_name]}); {opts} belongs to the tsv task",
+                          fix=f"leave {opts} out, or use the tsv task for a file with other labels: {tsv_example}")
+
+
+def _add_fixed(t: argparse.ArgumentParser) -> None:
+    """Hidden --text-column/--label-column/--labels for tasks that have fixed ones (see _refuse_tsv_only)."""
+    for n in _TSV_ONLY:
+        t.add_argument(f"--{n.replace('_', '-')}", dest=f"fixed_{n}", nargs="+" if n == "labels" else None,
+                       default=None, help=argparse.SUPPRESS)
+
+
 def _cmd(args: argparse.Namespace) -> int:
     from koroberta.eval import run_eval
 
+    _refuse_tsv_only(args, "koroberta eval", "`koroberta eval tsv MODEL_DIR --train FILE --labels neg pos --out DIR`")
     args.task = args.task_name  # the subcommand decides the task (there is no --task option)
     cfg = EvalConfig.from_cli(args, args.config)
     m = run_eval(cfg, args.model_dir, args.train, args.out, dev=args.dev, test=args.test, model_card=args.model_card,
@@ -63,4 +83,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         t.add_argument("--force", action="store_true", help="redo even if OUT is complete for the same inputs")
         t.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
         EvalConfig.add_arguments(t, exclude=("task",) if name == "tsv" else ("task", *_TSV_ONLY))
+        if name != "tsv":
+            _add_fixed(t)
         t.set_defaults(func=_cmd)

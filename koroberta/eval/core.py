@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import StageOutput, read_json, read_manifest, sha256_file, skip_if_complete, write_json
+from koroberta.artifacts import check_output_location, StageOutput, read_json, read_manifest, sha256_file, skip_if_complete, write_json
 from koroberta.errors import InputError
 from koroberta.eval.config import EvalConfig
 from koroberta.eval.loop import (TrainSettings, check_model_dir, fit, load_model, load_tokenizer, model_inputs,
@@ -73,6 +73,7 @@ def run_eval(cfg: EvalConfig, model_dir: str | Path, train: str | Path, out_dir:
     check_model_dir(mdir)
     files = {"train": Path(train), "dev": Path(dev) if dev else None, "test": Path(test) if test else None}
     inputs = {**model_inputs(mdir), **files}
+    check_output_location(out, STAGE, inputs, overwrite=overwrite)  # before any work: nothing to undo
     if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
         manifest = read_manifest(out) or {}
     else:

@@ -11,8 +11,9 @@ import bisect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+from koroberta.encoding import decode_utf8
 from koroberta.errors import InputError
 
 NLI_LABELS = ["entailment", "neutral", "contradiction"]  # KLUE-NLI's (and HF `klue/nli`'s) class-id order
@@ -44,17 +45,14 @@ class TaskData:
 
 # -- raw text ----------------------------------------------------------------------------------------------------------
 def read_text(path: str | Path, *, layout: str) -> str:
-    """The file decoded as UTF-8 (a BOM is dropped); missing, empty and non-UTF-8 files are errors."""
+    """The file decoded as UTF-8 (a BOM is dropped); missing, empty and non-UTF-8 files are errors. Encoding errors
+    are the ones every stage gives (:func:`koroberta.encoding.decode_utf8`): UTF-16 and CP949/EUC-KR files are named
+    as such with the ``iconv`` command that converts them; there is no repair -- a benchmark's every line counts."""
     p = Path(path)
     if not p.is_file():
         raise InputError("file not found" if not p.exists() else "not a file", path=p, fix=f"pass a file in the {layout}")
     data = p.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(f"line {line}: not UTF-8 ({e.reason} at byte {e.start})", path=p,
-                         fix="re-save the file as UTF-8") from None
+    text = decode_utf8(data, p)
     if not text.strip():
         raise InputError("file is empty" if not data else "file holds only whitespace", path=p,
                          fix=f"pass a file in the {layout}")
@@ -99,24 +97,39 @@ def read_table(path: str | Path, columns: Sequence[str], *, layout: str, column_
     return numbers, rows
 
 
-def _label_ids(p: Path, numbers: list[int], labels: list[str], label_set: Sequence[str], what: str) -> list[int]:
+def labels_found(labels: Sequence[str], limit: int = 12) -> str:
+    """The distinct labels of a file, sorted and space-separated as ``--labels`` takes them (``neg pos``), or
+    ``L1 L2 ...`` when there are too many to be a label set (a text column taken for the labels)."""
+    found = sorted({lab.strip() for lab in labels})
+    return " ".join(found) if len(found) <= limit else "L1 L2 ..."
+
+
+def _label_ids(p: Path, numbers: list[int], labels: list[str], label_set: Sequence[str], what: str,
+               label_fix: Callable[[str], str] | None = None) -> list[int]:
     ids = {lab: i for i, lab in enumerate(label_set)}
     out = []
     for n, lab in zip(numbers, labels):
         lab = lab.strip()
         if lab not in ids:
-            raise InputError(f"line {n}: {what} {lab!r} is not one of {', '.join(label_set)}", path=p,
-                             fix="correct or delete that line" + (", or pass --labels with the full label set"
-                                                                  if what == "label" else ""))
+            if label_fix is not None:  # the caller knows which command (and option) sets the label set
+                fix = label_fix(labels_found(labels))
+            elif what == "label":
+                fix = f"correct or delete that line, or pass --labels with the full label set (--labels " \
+                      f"{labels_found(labels)})"
+            else:
+                fix = "correct or delete that line"
+            raise InputError(f"line {n}: {what} {lab!r} is not one of {', '.join(label_set)}", path=p, fix=fix)
         out.append(ids[lab])
     return out
 
 
 def read_single_tsv(path: str | Path, text_column: str, label_column: str, labels: Sequence[str], *,
-                    layout: str, column_fix: str) -> TaskData:
-    """One text column + one label column (NSMC: ``document`` / ``label``, labels 0/1)."""
+                    layout: str, column_fix: str, label_fix: Callable[[str], str] | None = None) -> TaskData:
+    """One text column + one label column (NSMC: ``document`` / ``label``, labels 0/1). ``label_fix(found)``: the
+    fix for a label outside ``labels``, given the file's labels as ``--labels`` takes them (default: pass
+    --labels)."""
     numbers, rows = read_table(path, [text_column, label_column], layout=layout, column_fix=column_fix)
-    target = _label_ids(Path(path), numbers, [r[1] for r in rows], labels, "label")
+    target = _label_ids(Path(path), numbers, [r[1] for r in rows], labels, "label", label_fix)
     return TaskData(Path(path), [r[0] for r in rows], target, numbers)
 
 

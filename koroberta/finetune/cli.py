@@ -11,8 +11,10 @@ _NSMC_FIXED = ("task", "text_column", "label_column", "labels")
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    from koroberta.eval.cli import _refuse_tsv_only
     from koroberta.finetune import finetune
 
+    _refuse_tsv_only(args, "koroberta finetune", "`koroberta finetune tsv MODEL_DIR TRAIN_TSV OUT --labels neg pos`")
     args.task = args.task_name  # the subcommand decides the task (there is no --task option)
     cfg = FinetuneConfig.from_cli(args, args.config)
     m = finetune(cfg, args.model_dir, args.train_tsv, args.out, test_tsv=args.test_tsv, force=args.force,
@@ -37,5 +39,9 @@ def _common(p: argparse.ArgumentParser, exclude: tuple[str, ...]) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="fine-tune the HF export for sentence classification (NSMC or any TSV)")
     tasks = p.add_subparsers(dest="task_name", metavar="TASK", required=True)
-    _common(tasks.add_parser("nsmc", help="NSMC format: id<TAB>document<TAB>label, labels 0/1"), exclude=_NSMC_FIXED)
+    nsmc = tasks.add_parser("nsmc", help="NSMC format: id<TAB>document<TAB>label, labels 0/1")
+    _common(nsmc, exclude=_NSMC_FIXED)
+    from koroberta.eval.cli import _add_fixed
+
+    _add_fixed(nsmc)  # --labels etc. answered with the subcommand that takes them
     _common(tasks.add_parser("tsv", help="any TSV: choose --text-column/--label-column/--labels"), exclude=("task",))

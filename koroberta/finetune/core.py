@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import StageOutput, read_manifest, skip_if_complete, write_json
-from koroberta.errors import InputError
+from koroberta.artifacts import check_output_location, StageOutput, read_manifest, skip_if_complete, write_json
+from koroberta.errors import InputError, rust_write_errors
 from koroberta.eval.loop import (TrainSettings, check_model_dir, fit, load_model, load_tokenizer, predict,
                                  resolve_device, resolve_precision)
 from koroberta.eval.metrics import classification
@@ -39,6 +39,7 @@ def finetune(cfg: FinetuneConfig, model_dir: str | Path, train_tsv: str | Path, 
     """
     mdir, out = Path(model_dir), Path(out_dir)
     inputs = {"model": mdir, "train_tsv": Path(train_tsv), "test_tsv": Path(test_tsv) if test_tsv else None}
+    check_output_location(out, STAGE, inputs, overwrite=overwrite)  # before any work: nothing to undo
     if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
         return read_manifest(out) or {}
     # every input is checked before torch/transformers load and before any output exists
@@ -80,7 +81,8 @@ def finetune(cfg: FinetuneConfig, model_dir: str | Path, train_tsv: str | Path, 
                              lr=cfg.lr, warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
                              grad_clip=cfg.grad_clip)
 
-    with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
+    # rust_write_errors: a full disk under safetensors/tokenizers' writers reaches StageOutput as an OSError
+    with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st, rust_write_errors():
         t0 = time.perf_counter()
         fitted = fit(model, tr_ids, tr_y, kind="classification", pad=pad, settings=settings, seed=cfg.seed,
                      device=device, precision=precision, tag="finetune: ")

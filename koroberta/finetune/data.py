@@ -27,9 +27,16 @@ def read_tsv(path: str | Path, cfg: FinetuneConfig, cache_dir: Path | None = Non
     if cfg.task == "nsmc":
         layout = NSMC_LAYOUT
         column_fix = "use the NSMC header line `id<TAB>document<TAB>label`"
+        # `finetune nsmc` has no --labels option: name the subcommand (and the config key) that takes other labels
+        label_fix = (lambda found: f"correct or delete that line; for labels other than {', '.join(cfg.labels)} use "
+                                   f"`koroberta finetune tsv MODEL_DIR TRAIN_TSV OUT --labels {found}` (the same "
+                                   f"layout; in a `koroberta run` config: `labels: [{found.replace(' ', ', ')}]` in "
+                                   f"its finetune: section)")
     else:
+        label_fix = None
         layout = f"TSV layout: a header line naming '{cfg.text_column}' and '{cfg.label_column}', then one row per line"
         column_fix = (f"add a header with '{cfg.text_column}' and '{cfg.label_column}' or pass "
                       "--text-column/--label-column")
-    d = read_single_tsv(path, cfg.text_column, cfg.label_column, cfg.labels, layout=layout, column_fix=column_fix)
+    d = read_single_tsv(path, cfg.text_column, cfg.label_column, cfg.labels, layout=layout, column_fix=column_fix,
+                        label_fix=label_fix)
     return Rows(texts=d.text, labels=d.target)

@@ -12,10 +12,11 @@ import logging
 from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, TextIO
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, TextIO
 
 import numpy as np
 
+from koroberta.encoding import check_text_file
 from koroberta.errors import InputError
 from koroberta.spm.layout import EOS, OFFSET, UNK
 from koroberta.spm.text import Repairs, iter_line_chunks
@@ -35,6 +36,7 @@ class EncodeStats:
     unk: int = 0
     long_lines: int = 0
     max_pieces: int = 0
+    max_id: int = -1  # largest fairseq id written (encode_to_mmap only): preflight checks it against dict.txt
     repairs: Repairs = field(default_factory=Repairs)
     _in_doc: bool = False
 
@@ -64,6 +66,14 @@ class EncodeStats:
                 "unk_rate": round(self.unk / self.pieces, 8) if self.pieces else 0.0,
                 "pieces_per_line": round(self.pieces / max(1, self.lines - self.blank_lines), 3),
                 "long_lines": self.long_lines, "max_pieces": self.max_pieces, "repairs": self.repairs.to_dict()}
+
+
+def check_texts(paths: Iterable[str | Path]) -> None:
+    """Refuse any of ``paths`` that is UTF-16, CP949/EUC-KR or not UTF-8 (:mod:`koroberta.encoding`), all of them
+    before the first is encoded: a bad test.txt is reported at once, not after hours of encoding train.txt. (The
+    reader checks each file again when it opens it -- ~30 ms -- and counts stray bytes as it goes.)"""
+    for p in paths:
+        check_text_file(p)
 
 
 def _progress(path: Path, enabled: bool) -> Any:
@@ -168,6 +178,8 @@ def encode_to_mmap(sp: Any, src: str | Path, bin_out: BinaryIO, dtype: type, *, 
         is_piece = np.ones(len(out), dtype=bool)
         is_piece[ends - 1] = False
         out[is_piece] = flat
+        if len(out):  # a running max over the chunk already in memory: no second pass over the .bin
+            stats.max_id = max(stats.max_id, int(out.max()))
         bin_out.write(out.tobytes(order="C"))
         on_sizes(sizes)
         if pieces_out is not None:

@@ -12,12 +12,12 @@ from typing import Mapping
 
 import numpy as np
 
-from koroberta.artifacts import SPLITS, StageOutput, atomic_path, read_manifest, sha256_file, skip_if_complete
+from koroberta.artifacts import check_output_location, SPLITS, StageOutput, atomic_path, read_manifest, sha256_file, skip_if_complete
 from koroberta.errors import InputError
-from koroberta.databin import best_fitting_int_dtype, read_mmap_sizes, write_mmap_index
+from koroberta.databin import best_fitting_int_dtype, max_token_id, mmap_dtype, read_mmap_sizes, write_mmap_index
 from koroberta.preprocess.binarize import run_fairseq_preprocess
 from koroberta.preprocess.config import PreprocessConfig
-from koroberta.preprocess.encode import EncodeStats, encode_pieces, encode_to_mmap
+from koroberta.preprocess.encode import EncodeStats, check_texts, encode_pieces, encode_to_mmap
 from koroberta.spm.layout import FAIRSEQ_SPECIALS, Vocab, check_dict_matches, load_processor
 from koroberta.stage import Manifest, RunOptions, check_inputs
 
@@ -54,6 +54,12 @@ def _warn(split: str, st: EncodeStats, cfg: PreprocessConfig) -> None:
         log.warning("%s: repaired %s", split, st.repairs.to_dict())
 
 
+def _max_ids(data_bin: Path, splits: Mapping[str, object]) -> dict[str, int]:
+    """Largest id per split of a data-bin fairseq-preprocess wrote (the fused writer keeps a running max instead):
+    one read of each .bin, as fairseq wrote it."""
+    return {s: max_token_id(data_bin / f"{s}.bin", mmap_dtype(data_bin / f"{s}.idx")) for s in splits}
+
+
 def preprocess(cfg: PreprocessConfig, split_dir: str | Path, vocab_dir: str | Path, out_dir: str | Path, *,
                workers: int = 1, force: bool = False, overwrite: bool = False, progress: bool = False) -> Path:
     """Encode ``split_dir/{train,valid,test}.txt`` with ``vocab_dir/spm.model`` into a fairseq data-bin ``out_dir``.
@@ -67,8 +73,10 @@ def preprocess(cfg: PreprocessConfig, split_dir: str | Path, vocab_dir: str | Pa
     texts = _split_inputs(split_dir)
     model, dict_txt, vocab = checked_vocab(vocab_dir)
     inputs: dict[str, str | Path | None] = {**texts, "spm_model": model, "dict": dict_txt}
+    check_output_location(out, STAGE, inputs, overwrite=overwrite)  # before any work: nothing to undo
     if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
         return out
+    check_texts(texts.values())  # UTF-16, CP949 or not UTF-8: refused (with the iconv command) before any output
     sp = load_processor(model)
     n_symbols = len(FAIRSEQ_SPECIALS) + len(vocab.dict_symbols())  # what --srcdict loads (no <mask> yet)
     dtype = best_fitting_int_dtype(n_symbols)
@@ -113,6 +121,8 @@ def preprocess(cfg: PreprocessConfig, split_dir: str | Path, vocab_dir: str | Pa
             "dtype": np.dtype(dtype).name,
             "vocab_size": len(vocab.fairseq_symbols()),
             "splits": {k: s.to_dict() for k, s in stats.items()},
+            # the largest id per split, checked by train preflight against the dict it trains with (no re-scan)
+            "max_id": {k: s.max_id for k, s in stats.items()} if cfg.method == "fused" else _max_ids(st.tmp, texts),
         })
         log.info("preprocess (%s): tokens %s, unk rate %.5f%%", cfg.method, st.stats["tokens"],
                  100 * st.stats["unk_rate"])
@@ -139,6 +149,7 @@ def binarize(encoded_dir: str | Path, vocab_dir: str | Path, out_dir: str | Path
         raise InputError("train.spm not found", path=enc, fix="run `koroberta preprocess encode` for each split")
     inputs: dict[str, str | Path | None] = {**prefixes, "spm_model": model, "dict": dict_txt}
     config = {"method": "fairseq", "binarize_only": True}
+    check_output_location(out_dir, STAGE, inputs, overwrite=overwrite)  # before any work: nothing to undo
     if skip_if_complete(out_dir, STAGE, config, inputs, force=force, log=log):
         return Path(out_dir)
     with StageOutput(out_dir, stage=STAGE, config=config, inputs=inputs, overwrite=overwrite) as st:
@@ -151,7 +162,7 @@ def binarize(encoded_dir: str | Path, vocab_dir: str | Path, out_dir: str | Path
             tokens[s], lines[s] = int(sizes.sum()), int(len(sizes))
         st.stats.update({"method": "fairseq", "tokens": tokens, "lines": lines,
                          "spm_sha256": sha256_file(model), "dict_sha256": sha256_file(dict_txt),
-                         "vocab_size": len(vocab.fairseq_symbols())})
+                         "vocab_size": len(vocab.fairseq_symbols()), "max_id": _max_ids(st.tmp, prefixes)})
     return Path(out_dir)
 
 

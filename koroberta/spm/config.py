@@ -19,7 +19,10 @@ class SpmConfig(Config):
                 "hard_vocab_limit", "split_digits")
     RUNTIME = ()
 
-    model_type: str = option("unigram", help="SentencePiece algorithm", choices=("unigram", "bpe"))
+    # both export to an HF fast tokenizer with spm's ids (Unigram / BPE model: koroberta.convert.vocab); spm's char
+    # and word models have no such export, so they are not offered
+    model_type: str = option("unigram", help="SentencePiece algorithm (the HF export reproduces either exactly)",
+                             choices=("unigram", "bpe"))
     vocab_size: int = option(32000, help="spm pieces incl. <unk>,<s>,</s>; the fairseq/HF vocab adds <pad>, "
                                          "fillers and <mask>")
     character_coverage: float = option(0.9995, help="share of characters covered by the alphabet; the rest is <unk>")

@@ -105,6 +105,44 @@ def check_pieces(pieces: list[str] | tuple[str, ...], where: object) -> None:
         raise InputError("spm model has duplicate pieces", path=where, fix="retrain SentencePiece")
 
 
+#: spm ``TrainerSpec.ModelType`` / ``SentencePiece.Type`` values (sentencepiece_model.proto)
+_MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
+_PIECE_TYPES = {1: "normal", 2: "unknown", 3: "control", 4: "user-defined", 5: "unused", 6: "byte"}
+_FIX_RETRAIN = "retrain it with `koroberta spm train` (model_type unigram or bpe; no byte fallback or user symbols)"
+
+
+def check_exportable(proto: Any, where: object, *, pieces: bool = True) -> str:
+    """The model type (``unigram`` | ``bpe``) of an spm ``ModelProto`` whose ids the HF export reproduces exactly;
+    :class:`InputError` for one it cannot, before any work is spent on it (a model made outside koroberta).
+
+    ``koroberta spm train`` never makes the others, but a user can bring one: a char/word model (no HF equivalent
+    kept here), byte fallback (spm spells an unknown character as ``<0xNN>`` pieces, the export as ``<unk>``),
+    whitespace as a suffix (the export's Metaspace prepends), and -- ``pieces`` -- any ordinary id holding a
+    control, user-defined, unused or byte piece (matched by spm before segmenting, scored by HF like any piece) or
+    a piece spanning a word boundary (``split_by_whitespace: false``; the export splits at every ``▁``).
+    """
+    ts = proto.trainer_spec
+    kind = _MODEL_TYPES.get(ts.model_type, f"type {ts.model_type}")
+    if kind not in ("unigram", "bpe"):
+        raise InputError(f"spm model_type is {kind}: only unigram and bpe models can be exported to a Hugging Face "
+                         "tokenizer with the same ids", path=where, fix=_FIX_RETRAIN)
+    if ts.byte_fallback:
+        raise InputError("spm model was trained with byte_fallback (<0xNN> pieces for unknown characters), which the "
+                         "HF export cannot reproduce", path=where, fix=_FIX_RETRAIN)
+    if ts.treat_whitespace_as_suffix:
+        raise InputError("spm model was trained with treat_whitespace_as_suffix, which the HF export cannot "
+                         "reproduce", path=where, fix=_FIX_RETRAIN)
+    if pieces:
+        for i, p in enumerate(proto.pieces[FIRST_PIECE:], start=FIRST_PIECE):
+            if p.type != 1:
+                raise InputError(f"spm piece {i} {p.piece!r} is a {_PIECE_TYPES.get(p.type, p.type)} piece; the "
+                                 "layout needs ordinary pieces after <unk> <s> </s>", path=where, fix=_FIX_RETRAIN)
+            if "\u2581" in p.piece[1:]:
+                raise InputError(f"spm piece {i} {p.piece!r} spans a word boundary (split_by_whitespace: false), "
+                                 "which the HF export cannot reproduce", path=where, fix=_FIX_RETRAIN)
+    return kind
+
+
 def load_processor(spm_model: str | Path) -> Any:
     """The one way koroberta opens a SentencePiece model: a missing or foreign file is a one-line InputError."""
     import sentencepiece as spm
@@ -124,6 +162,11 @@ def load_vocab(spm_model: str | Path, pad_to: int = 8) -> Vocab:
     sp = load_processor(p)
     pieces = tuple(sp.id_to_piece(i) for i in range(sp.get_piece_size()))
     check_pieces(pieces, p)
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    proto = pb.ModelProto()
+    proto.ParseFromString(sp.serialized_model_proto())
+    check_exportable(proto, p)
     return Vocab(pieces=pieces, scores=tuple(sp.get_score(i) for i in range(len(pieces))), pad_to=pad_to)
 
 

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import StageOutput, skip_if_complete
+from koroberta.artifacts import check_output_location, StageOutput, skip_if_complete
 from koroberta.errors import InputError
 from koroberta.spm.layout import BOS, EOS, FAIRSEQ_SPECIALS, MASK, PAD, UNK, load_processor, read_dict_symbols
 
@@ -86,6 +86,7 @@ def import_legacy(spm_model: str | Path, dict_txt: str | Path, out_dir: str | Pa
     """Copy a legacy model + dict into ``out_dir`` with ``legacy_map.json``; returns the complete directory."""
     inputs = {"spm_model": Path(spm_model), "dict": Path(dict_txt)}
     config = {"format": FORMAT}
+    check_output_location(out_dir, STAGE, inputs, overwrite=overwrite)  # before any work: nothing to undo
     if skip_if_complete(out_dir, STAGE, config, inputs, force=force, log=log):
         return Path(out_dir)
     mapping = build_legacy_map(spm_model, dict_txt)

@@ -8,6 +8,11 @@ before spm sees the line removes that failure mode for both the text path and th
 
 The repair is the corpus stage's own cleaner (``koroberta.text.clean_text``), so a repaired line is
 exactly what the corpus stage would have written.
+
+Encoding: the one policy of :mod:`koroberta.encoding`. A file that is UTF-16, CP949/EUC-KR or not UTF-8 is refused
+before its first line is read (:func:`~koroberta.encoding.check_text_file`, with the ``iconv`` command that
+converts it); stray invalid bytes in UTF-8 text are repaired line by line (``bad_lines: repair``), within the
+allowance of :func:`~koroberta.encoding.allowed_invalid` -- a file past it while streaming is refused, not repaired.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
+from koroberta.encoding import Utf8Guard, check_text_file
 from koroberta.text import clean_text, find_special_literal
 from koroberta.errors import InputError
 
@@ -35,7 +41,7 @@ class Repairs:
     """Per-file counts of repaired lines (all zero for text written by the corpus stage)."""
 
     control_or_whitespace: int = 0  # lines where control chars were removed / odd whitespace became " "
-    non_utf8: int = 0  # lines with invalid UTF-8 (bytes replaced by U+FFFD, which spm maps to <unk>)
+    non_utf8: int = 0  # lines with invalid UTF-8 (bytes replaced by U+FFFD, a space to spm's nmt_nfkc rule)
     special_literals: int = 0  # lines containing a literal <mask>, <s>, ... (kept as text, counted; see above)
     examples: list[str] = field(default_factory=list)  # first few "line N: what" notes
 
@@ -52,24 +58,30 @@ class Repairs:
         return self.control_or_whitespace + self.non_utf8 + self.special_literals
 
 
-def _decode(lines: list[bytes], first_lineno: int, path: Path, policy: str, rep: Repairs) -> list[str]:
+def _decode(lines: list[bytes], first_lineno: int, path: Path, policy: str, rep: Repairs, guard: Utf8Guard,
+            offset: int) -> list[str]:
+    """The chunk ``lines`` (starting at line ``first_lineno``, byte ``offset``) as text; a bad line goes to ``guard``
+    first (a CP949 line or a file past the allowance is refused whatever the policy), then the policy."""
     data = b"".join(lines)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         out = []
+        pos = offset
         for k, raw in enumerate(lines):
             try:
                 out.append(raw.decode("utf-8"))
             except UnicodeDecodeError as e:
                 n = first_lineno + k
+                fixed, _ = guard.repair(raw, lineno=n, offset=pos)
                 if policy == "error":
                     raise InputError(f"line {n} is not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 4]!r})",
                                      path=path, fix="re-run `koroberta corpus` on the source, or set "
                                                     "preprocess.bad_lines: repair to replace bad bytes") from None
                 rep.non_utf8 += 1
                 rep.note(n, "invalid UTF-8 replaced by U+FFFD")
-                out.append(raw.decode("utf-8", errors="replace"))
+                out.append(fixed)
+            pos += len(raw)
         text = "".join(out)
     parts = text.split("\n")
     if text.endswith("\n"):
@@ -105,22 +117,28 @@ def _repair(chunk: list[str], first_lineno: int, path: Path, policy: str, rep: R
 
 
 def iter_line_chunks(path: str | Path, chunk_lines: int = 20000, *, policy: str = "repair",
-                     repairs: Repairs | None = None) -> Iterator[list[str]]:
+                     repairs: Repairs | None = None, checked: bool = False) -> Iterator[list[str]]:
     """Yield the lines of ``path`` (without ``\\n``; blank lines kept) in chunks of ``chunk_lines``.
 
     Lines are split on ``\\n`` only (not on ``\\r``/``\\u2028``, which :meth:`str.splitlines` would split on, and
-    which would change the line count relative to the input). Memory is bounded by one chunk.
+    which would change the line count relative to the input). Memory is bounded by one chunk. The file's encoding
+    is checked first (see the module docstring) unless the caller already did (``checked``).
     """
     p = Path(path)
     if not p.is_file():
         raise InputError("text file not found", path=p, fix="run `koroberta corpus` first or pass the right split dir")
+    if not checked:
+        check_text_file(p)
     rep = repairs if repairs is not None else Repairs()
+    guard = Utf8Guard(p, p.stat().st_size)
     lineno = 1
+    offset = 0
     with open(p, "rb") as f:
         while True:
             raw = list(islice(f, chunk_lines))
             if not raw:
                 break
-            chunk = _decode(raw, lineno, p, policy, rep)
+            chunk = _decode(raw, lineno, p, policy, rep, guard, offset)
             yield _repair(chunk, lineno, p, policy, rep)
             lineno += len(raw)
+            offset = f.tell()

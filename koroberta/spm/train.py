@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import resource
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
-from koroberta.artifacts import StageOutput, skip_if_complete
+from koroberta.artifacts import check_output_location, StageOutput, skip_if_complete
 from koroberta.config import available_cpus
-from koroberta.errors import ConfigError, InputError
+from koroberta.encoding import check_text_file
+from koroberta.errors import ConfigError, InputError, KorobertaError
 from koroberta.spm.config import SpmConfig
 from koroberta.spm.layout import SPM_SPECIALS, load_vocab
 from koroberta.spm.text import Repairs, iter_line_chunks
@@ -20,15 +22,47 @@ log = logging.getLogger("koroberta.spm")
 STAGE = "spm"
 
 
-def _sentences(path: Path, counts: dict[str, int], repairs: Repairs) -> Iterator[str]:
-    """Non-blank lines of the train split (blank lines are document separators, not sentences)."""
-    for chunk in iter_line_chunks(path, 20000, policy="repair", repairs=repairs):
-        for line in chunk:
-            if line.strip():
-                counts["sentences"] += 1
-                yield line
-            else:
-                counts["blank_lines"] += 1
+def _sentences(path: Path, counts: dict[str, int], repairs: Repairs, failed: list[InputError]) -> Iterator[str]:
+    """Non-blank lines of the train split (blank lines are document separators, not sentences). Its encoding was
+    checked before (train_vocab); a refusal while streaming (too many invalid bytes further on) is kept in
+    ``failed``: spm turns an exception raised in its sentence iterator into a RuntimeError with the text only."""
+    try:
+        for chunk in iter_line_chunks(path, 20000, policy="repair", repairs=repairs, checked=True):
+            for line in chunk:
+                if line.strip():
+                    counts["sentences"] += 1
+                    yield line
+                else:
+                    counts["blank_lines"] += 1
+    except InputError as e:
+        failed.append(e)
+        raise
+
+
+def sample_sentences(sentences: Iterable[str], n: int, shuffle: bool, seed: int) -> list[str]:
+    """``n`` of ``sentences`` (all when there are fewer), in their file order: a seeded reservoir sample
+    (Algorithm R, ``random.Random(seed)``) when ``shuffle``, else the first ``n``.
+
+    Why not spm's own ``input_sentence_size`` sampling: in sentencepiece 0.2.3 it is not reproducible across
+    processes even after ``set_random_generator_seed`` (measured: the same text, seed and options gave a different
+    spm.model in every new process, the same one on repeated calls within a process), which would make a sampled
+    vocabulary (configs/base.yaml samples 4M sentences) differ from machine to machine. Sampling here costs one
+    Python pass over the lines and keeps at most ``n`` of them, as spm's reservoir does.
+    """
+    import random
+
+    if not shuffle:
+        return list(itertools.islice(sentences, n))
+    rng = random.Random(seed)
+    keep: list[tuple[int, str]] = []
+    for i, s in enumerate(sentences):
+        if i < n:
+            keep.append((i, s))
+        else:
+            j = rng.randrange(i + 1)
+            if j < n:
+                keep[j] = (i, s)
+    return [s for _, s in sorted(keep)]
 
 
 def _fmt_score(x: float) -> str:
@@ -36,7 +70,114 @@ def _fmt_score(x: float) -> str:
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """Peak RSS of this process or a child it waited for (the trainer process): Linux reports KiB."""
+    return max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+
+
+class _TrainerTraceback(Exception):
+    """The traceback of an unexpected exception in the trainer process, chained to it when re-raised here."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel kill this process when its parent dies. A parent killed outright (SIGKILL, a plain
+    SIGTERM) runs no cleanup, and the trainer would otherwise go on for hours with no one to take its result."""
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent was gone before prctl took effect
+        os._exit(1)
+
+
+def run_trainer_job(job: dict) -> tuple:
+    """The trainer process (``python -m koroberta.spm.trainer_process``): SentencePiece on :func:`_sentences` of the
+    train text (read here: a sentence iterator cannot cross processes). Returns (exception, its traceback, model bytes, and the
+    reader's counts, repairs and refusals, which ``train_vocab`` reports whether training succeeded or not)."""
+    import pickle
+    import signal
+    import traceback
+
+    import sentencepiece as spm
+
+    # Ctrl-C reaches every process of the terminal's process group. The parent stops the run and kills this
+    # process; here it would only become a KeyboardInterrupt that spm reports as a "training failed" RuntimeError.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(job["parent"])
+    spm.set_random_generator_seed(job["seed"])
+    counts, repairs, failed = job["counts"], job["repairs"], job["failed"]
+    kwargs = dict(job["kwargs"])
+    model = io.BytesIO()
+    err: BaseException | None = None
+    tb = None
+    try:
+        sentences: Iterable[str] = _sentences(job["train_text"], counts, repairs, failed)
+        if kwargs.get("input_sentence_size"):
+            sentences = sample_sentences(sentences, int(kwargs["input_sentence_size"]),
+                                         bool(kwargs.get("shuffle_input_sentence")), job["seed"])
+            kwargs.update(input_sentence_size=0, shuffle_input_sentence=False)  # spm trains on exactly these
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_writer=model, **kwargs)
+    except Exception as e:  # sent to the parent, which raises it where the in-process call would have
+        err, tb = e, traceback.format_exc()
+        try:
+            pickle.loads(pickle.dumps(e))
+        except Exception:
+            err = RuntimeError(f"{type(e).__name__}: {e}")
+    return err, tb, model.getvalue(), counts, repairs, failed
+
+
+def _train_in_child(model_writer: io.BytesIO, seed: int, train_text: Path, counts: dict[str, int],
+                    repairs: Repairs, failed: list[InputError], kwargs: dict[str, object]) -> None:
+    """``SentencePieceTrainer.train`` into ``model_writer``, run in a child process so that Ctrl-C stops it.
+
+    The C++ trainer holds the thread for the whole run (hours on the base config) and never returns to Python to
+    notice a signal; this process only waits on the child's pipe, which Ctrl-C interrupts at once
+    (KeyboardInterrupt): the trainer is then killed, and the caller's StageOutput removes the temporary output.
+
+    A fresh interpreter (``python -m koroberta.spm.trainer_process``), not multiprocessing: a *forked* child of a
+    process that holds threads (torch's OpenMP pool, a test run that loaded it) can deadlock on a lock one of them held (seen:
+    stuck in futex_wait), and a *spawned* one re-imports the caller's ``__main__``, which breaks any script without
+    a main guard. The job and the result travel as pickles over the child's stdin/stdout (our own process on both
+    ends). Same input, seed and options, so the same model bytes; spm's own log lines go to the inherited stderr.
+    ``counts``, ``repairs`` and ``failed`` are updated as if the reader had run here, and the trainer's exception
+    (spm's RuntimeError, a reader's InputError) is raised here.
+    """
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    job = {"parent": os.getpid(), "seed": seed, "train_text": Path(train_text), "counts": counts,
+           "repairs": repairs, "failed": failed, "kwargs": kwargs}
+    proc = subprocess.Popen([sys.executable, "-m", "koroberta.spm.trainer_process"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    try:
+        out, _ = proc.communicate(pickle.dumps(job))
+    finally:
+        if proc.poll() is None:  # Ctrl-C (KeyboardInterrupt in communicate) or another error here: stop it now
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0 or not out:
+        code = proc.returncode or 0
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        raise InputError(f"the SentencePiece trainer process {how} before it finished", path=train_text,
+                         fix="if the machine ran out of memory (signal 9; see `dmesg`), lower "
+                             "spm.input_sentence_size or train on a machine with more memory")
+    err, tb, model, child_counts, child_repairs, child_failed = pickle.loads(out)
+    counts.update(child_counts)
+    vars(repairs).update(vars(child_repairs))
+    failed[:] = child_failed
+    if err is not None:
+        if tb is not None and not isinstance(err, KorobertaError):
+            err.__cause__ = _TrainerTraceback(tb)
+        raise err
+    model_writer.write(model)
 
 
 def spm_trainer_kwargs(cfg: SpmConfig) -> dict[str, object]:
@@ -92,11 +233,14 @@ def train_vocab(cfg: SpmConfig, train_text: str | Path, out_dir: str | Path, *, 
     if not train_text.is_file():
         raise InputError("train split not found", path=train_text, fix="run `koroberta corpus` first")
     inputs = {"train": train_text}
+    check_output_location(out, STAGE, inputs, overwrite=overwrite)  # before any work: nothing to undo
     if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
         return out
+    check_text_file(train_text)  # UTF-16, CP949 or not UTF-8: refused (with the iconv command) before any output
     with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
         counts = {"sentences": 0, "blank_lines": 0}
         repairs = Repairs()
+        failed: list[InputError] = []
         kwargs = spm_trainer_kwargs(cfg)
         spm.set_random_generator_seed(cfg.seed)
         t0 = time.perf_counter()
@@ -104,9 +248,10 @@ def train_vocab(cfg: SpmConfig, train_text: str | Path, out_dir: str | Path, *, 
             # model_writer instead of model_prefix: spm stores model_prefix in the model's TrainerSpec, so training
             # into two different (temporary) directories would give two different spm.model files
             model_bytes = io.BytesIO()
-            spm.SentencePieceTrainer.train(sentence_iterator=_sentences(train_text, counts, repairs),
-                                           model_writer=model_bytes, **kwargs)
+            _train_in_child(model_bytes, cfg.seed, train_text, counts, repairs, failed, kwargs)
         except RuntimeError as e:
+            if failed:  # the reader refused the text (see _sentences): its own one-line error, not spm's wrapper
+                raise failed[0] from None
             msg = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
             if counts["sentences"] == 0:
                 raise InputError("train split has no non-blank lines", path=train_text,

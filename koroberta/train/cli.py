@@ -7,6 +7,15 @@ Usage::
 
 ``koroberta train run --help`` lists the training options, ``koroberta train report --help`` the report's.
 
+Extra fairseq-train arguments are written as they are, after ``--extra-args``::
+
+    koroberta train CONFIG.yaml DATA_BIN SAVE_DIR --extra-args --max-epoch 5 --no-progress-bar --dry-run
+
+They run up to the next option of ``koroberta train run`` (``--dry-run`` above) or the end, so put DATA_BIN
+SAVE_DIR before them; the word right after ``--extra-args`` is fairseq's whatever it is. ``--extra-args=--flag``
+(one argument each) works too. In YAML, ``extra_args:`` is a list (``[--max-epoch, "5"]``) or one string
+(``"--max-epoch 5"``). Given on the command line, they replace the YAML's.
+
 With a pipeline YAML (one that has ``workdir:``), DATA_BIN and SAVE_DIR default to ``WORKDIR/data-bin`` and
 ``WORKDIR/checkpoints``, the paths ``koroberta run`` uses.
 """
@@ -43,7 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--extend", action="store_true",
                    help="max_update was raised on purpose: continue the checkpoints in SAVE_DIR to the new "
                         "max_update (the polynomial LR decay is recomputed for the longer horizon)")
-    TrainConfig.add_arguments(r)
+    TrainConfig.add_arguments(r, exclude=("extra_args",))
+    # its own option, not the generated one: fairseq flags start with "-", which argparse would take for options
+    # of ours; _split_extra_args hands them over one by one as --extra-args=FLAG
+    r.add_argument("--extra-args", dest="extra_args", action="extend", nargs="+", default=None, metavar="ARG",
+                   help="fairseq-train arguments appended verbatim, written as they are: `--extra-args --max-epoch 5 "
+                        "--no-progress-bar`; they run up to the next option of this command or the end (so put "
+                        "DATA_BIN SAVE_DIR before them); `--extra-args=--flag` works too; replaces "
+                        "train.extra_args of the YAML (default: [])")
     r.set_defaults(func=run)
     rep = tsub.add_parser("report", help="PNG curves (loss, lr, tokens/s, loss scale) and MFU of a training run",
                           description="Read SAVE_DIR/train.log: PNG curves and throughput / MFU.")
@@ -60,8 +76,46 @@ def with_default_subcommand(argv: list[str]) -> list[str]:
     i = next((k for k, a in enumerate(argv) if not a.startswith("-")), None)  # the command, after global options
     if i is not None and argv[i] == "train" and (len(argv) == i + 1 or argv[i + 1] not in ("run", "report", "-h",
                                                                                             "--help")):
-        return [*argv[: i + 1], "run", *argv[i + 1:]]
+        argv = [*argv[: i + 1], "run", *argv[i + 1:]]
+    if i is not None and argv[i] == "train" and argv[i + 1: i + 2] == ["run"]:
+        return [*argv[: i + 2], *_split_extra_args(argv[i + 2:])]
     return argv
+
+
+def _run_options() -> set[str]:
+    """The option strings of `koroberta train run` (where a run of --extra-args values ends)."""
+    import dataclasses
+
+    from koroberta.train.config import TrainConfig
+
+    own = {"-h", "--help", "--config", "--data-bin", "--save-dir", "--spm-model", "--dry-run", "--force",
+           "--restart", "--extend", "--extra-args"}
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        own |= {flag, "--no-" + flag[2:]}
+    return own
+
+
+def _split_extra_args(args: list[str]) -> list[str]:
+    """``--extra-args --max-epoch 5 --dry-run`` -> ``--extra-args=--max-epoch --extra-args=5 --dry-run``: the word
+    after --extra-args, and every next one up to an option of ours, becomes one fairseq argument (argparse alone
+    would take ``--max-epoch`` for an unknown option of ours and refuse it)."""
+    ours = _run_options()
+    out: list[str] = []
+    k = 0
+    while k < len(args):
+        a = args[k]
+        k += 1
+        if a != "--extra-args":
+            out.append(a)
+            continue
+        taken = args[k:k + 1]  # the first word is fairseq's whatever it is (`--extra-args --max-update 9`)
+        k += len(taken)
+        while k < len(args) and args[k].split("=", 1)[0] not in ours:
+            taken.append(args[k])
+            k += 1
+        out += [f"--extra-args={t}" for t in taken] if taken else [a]  # none: argparse says it needs one
+    return out
 
 
 def report_cmd(args: argparse.Namespace) -> int:
@@ -84,12 +138,13 @@ def report_cmd(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from koroberta.config import load_yaml
-    from koroberta.train import train
+    from koroberta.train import _ExtraArgsRefused, train
     from koroberta.train.config import TrainConfig
 
     rest = list(args.paths)
     config_path = args.config
-    if rest and rest[0].endswith((".yaml", ".yml")):
+    # CONFIG DATA_BIN SAVE_DIR: three paths leave no doubt, and `<(sed ... base.yaml)` is a pipe, never a data-bin
+    if rest and (rest[0].endswith((".yaml", ".yml")) or len(rest) == 3 or Path(rest[0]).is_fifo()):
         if config_path:
             raise ConfigError("config given twice (positional and --config)", fix="pass one of them")
         config_path = rest.pop(0)
@@ -108,8 +163,16 @@ def run(args: argparse.Namespace) -> int:
     if not data_bin or not save_dir:
         raise ConfigError("no data-bin / save-dir given", fix="pass DATA_BIN SAVE_DIR (or --data-bin/--save-dir, or a "
                                                               "pipeline YAML with workdir:)")
-    ckpt = train(cfg, data_bin, save_dir, dry_run=args.dry_run, force=args.force, restart=args.restart,
-                 extend=args.extend, spm_model=args.spm_model)
+    try:
+        ckpt = train(cfg, data_bin, save_dir, dry_run=args.dry_run, force=args.force, restart=args.restart,
+                     extend=args.extend, spm_model=args.spm_model)
+    except _ExtraArgsRefused as e:  # name where the refused arguments came from: this command line or the YAML
+        if args.extra_args is not None:
+            raise ConfigError(f"command-line option --extra-args {' '.join(cfg.extra_args)}: {e.problem}",
+                              fix=e.fix.replace("train.extra_args (or --extra-args)", "--extra-args")) from None
+        raise ConfigError(f"train.extra_args {cfg.extra_args}: {e.problem}", path=config_path,
+                          fix=e.fix.replace("train.extra_args (or --extra-args)",
+                                            f"the `train:` section's extra_args of {config_path}")) from None
     if not args.dry_run:
         print(f"checkpoint: {ckpt}")
     return 0

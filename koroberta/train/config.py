@@ -8,9 +8,11 @@ A demo overrides the model size (``encoder_layers`` ...) and the schedule.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from typing import Optional
 
-from koroberta.config import Config, option
+from koroberta.config import Config, _with_fields, option
+from koroberta.errors import ConfigError
 
 #: Named recipes: the effective batch (sequences per update) the user promised. Preflight refuses a config whose
 #: batch_size x update_freq x world size does not give this, because a silently halved batch (one node of a
@@ -93,7 +95,20 @@ class TrainConfig(Config):
                                    help="named recipe whose effective batch preflight checks (None = no check)")
     tensorboard: bool = option(True, help="write tensorboard events to SAVE_DIR/tensorboard")
     min_free_disk_gb: float = option(1.0, help="free space to keep on the save_dir disk beyond the checkpoints")
-    extra_args: list[str] = option(default_factory=list, help="extra fairseq-train arguments, appended verbatim")
+    extra_args: list[str] = option(default_factory=list,
+                                   help="extra fairseq-train arguments, appended verbatim: a list (one argument per "
+                                        "item) or one string split like a shell command line")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.extra_args, str):
+            # `extra_args: "--max-epoch 5 --no-progress-bar"` in YAML: the command-line spelling, split like a shell
+            try:
+                self.extra_args = shlex.split(self.extra_args)
+            except ValueError as e:
+                raise _with_fields(ConfigError(f"{self._section()}: extra_args {self.extra_args!r}: {e} (shell "
+                                               f"quoting)", fix="balance the quotes, or give a list with one "
+                                                                "argument per item"), ["extra_args"]) from None
+        super().__post_init__()
 
     def validate(self) -> None:
         r = self.require
@@ -119,7 +134,8 @@ class TrainConfig(Config):
           f"adam_betas={self.adam_betas} must be two numbers in [0, 1)")
         r(self.adam_eps > 0, "adam_eps must be > 0")
         r(self.weight_decay >= 0, "weight_decay must be >= 0")
-        r(0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1, "dropout values must be in [0, 1)")
+        for name in ("dropout", "attention_dropout"):
+            r(0 <= getattr(self, name) < 1, f"{name}={getattr(self, name)} must be in [0, 1)")
         r(self.clip_norm >= 0, "clip_norm must be >= 0 (0 = off)")
         r(0 < self.mask_prob < 1, "mask_prob must be in (0, 1)")
         r(self.ngpus >= 1 and self.nnodes >= 1, "ngpus and nnodes must be >= 1")
@@ -129,8 +145,8 @@ class TrainConfig(Config):
           f"precision={self.precision} needs CUDA but device=cpu; use precision: fp32 (or auto) on CPU")
         r(1 <= self.master_port <= 65535, "master_port must be in 1..65535")
         r(self.log_interval >= 1, "log_interval must be >= 1")
-        r(self.save_interval_updates >= 0 and self.validate_interval_updates >= 0,
-          "save/validate_interval_updates must be >= 0")
+        for name in ("save_interval_updates", "validate_interval_updates"):
+            r(getattr(self, name) >= 0, f"{name} must be >= 0 (0 = only per epoch)")
         r(self.keep_interval_updates >= -1 and self.keep_interval_updates != 0,
           "keep_interval_updates must be >= 1 (or -1 to keep all)")
         r(self.num_workers >= 0, "num_workers must be >= 0")
@@ -138,10 +154,16 @@ class TrainConfig(Config):
         r(self.min_free_disk_gb >= 0, "min_free_disk_gb must be >= 0")
         for a in self.extra_args:
             flag = a.split("=", 1)[0]
+            # fields=: the message names other keys (train.max_update) that are not what is wrong here
             r(flag not in ("--bf16", "--tpu"), f"extra_args {a}: fairseq-train's --bf16 implies --tpu (it would "
-                                               f"not run on GPU); use precision: fp16 or amp")
+                                               f"not run on GPU); use precision: fp16 or amp", ["extra_args"])
             r(flag not in _MANAGED, f"extra_args {a}: set it with the train.{flag[2:].replace('-', '_')} key "
-                                    f"instead (koroberta builds that option itself)")
+                                    f"instead (koroberta builds that option itself)", ["extra_args"])
+            # `- "--max-epoch 5"` in YAML is ONE argv word for fairseq, which it reports as unrecognized
+            r(not (flag.startswith("-") and len(flag.split()) > 1),
+              f"extra_args item {a!r} holds a space: fairseq would get it as one word; give each argument as its "
+              f"own list item ({', '.join(map(repr, flag.split()))}, ...) or one string for the whole line "
+              f"(extra_args: \"{a}\")", ["extra_args"])
 
     @property
     def world_size(self) -> int:

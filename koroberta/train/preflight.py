@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from koroberta.artifacts import MANIFEST, SPLITS, read_json, read_manifest, sha256_file
-from koroberta.databin import check_mmap_dataset, data_fingerprint
+from koroberta.databin import (changed_since_manifest, check_mmap_dataset, data_fingerprint, max_token_id,
+                               mmap_dtype)
 from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
 from koroberta.spm.layout import FAIRSEQ_SPECIALS, check_dict_matches, read_dict_symbols
 from koroberta.train.command import EffectiveBatch, effective_batch, resolve_precision
@@ -81,6 +82,15 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None
             if not p.is_file() or p.stat().st_size != meta.get("bytes"):
                 raise InputError(f"{rel} is missing or has the wrong size (manifest says {meta.get('bytes')} bytes)",
                                  path=data_bin, fix="rerun `koroberta preprocess --force`")
+        # same size, other bytes (an edit, a damaged copy): the manifest's hashes -- and the ids and counts recorded
+        # with them -- no longer describe the file, and fairseq would fail on it hours in
+        changed = changed_since_manifest(data_bin, m.get("outputs", {}))
+        if changed:
+            raise InputError(f"content differs from the sha256 in the data-bin's manifest (the file was changed "
+                             f"after preprocess wrote it{'; also ' + ', '.join(changed[1:]) if changed[1:] else ''})",
+                             path=data_bin / changed[0],
+                             fix="the file is corrupt or was edited: rebuild the data-bin with "
+                                 "`koroberta preprocess run --force`")
         stats = m.get("stats", {})
     for name in ("dict.txt", "train.bin", "train.idx", "valid.bin", "valid.idx"):
         if not (data_bin / name).is_file():
@@ -103,7 +113,29 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None
         check_dict_matches(dict_path, spm_model)
     n_symbols = len(read_dict_symbols(dict_path))
     vocab = len(FAIRSEQ_SPECIALS) + n_symbols + 1  # masked_lm appends <mask>
+    check_max_ids(data_bin, list(sizes), stats.get("max_id") or {}, vocab)
     return vocab, spm_model, stats, sizes["train"]
+
+
+def check_max_ids(data_bin: Path, splits: list[str], recorded: dict[str, int], vocab: int) -> None:
+    """Every id in every split's ``.bin`` must be a row of the dictionary fairseq builds from ``dict.txt``, and not
+    ``<mask>`` (the last of the ``vocab`` rows, which masked_lm appends). Otherwise fairseq fails after loading:
+    ``IndexError`` in the embedding for an id past the table, ``AssertionError: Dataset contains mask_idx`` for the
+    mask id. ``recorded`` is the manifest's per-split largest id (written by preprocess); a split without one (no
+    manifest, or one from an older koroberta) is scanned once."""
+    mask_id = vocab - 1
+    for split in splits:
+        largest = recorded.get(split)
+        if largest is None:
+            largest = max_token_id(data_bin / f"{split}.bin", mmap_dtype(data_bin / f"{split}.idx"))
+        if largest < mask_id:
+            continue
+        what = "the <mask> id" if largest == mask_id else "past the end of the dictionary"
+        raise InputError(f"holds token id {largest}, {what}: dict.txt gives {vocab} ids (4 specials + "
+                         f"{vocab - 5} dict.txt rows + <mask> = id {mask_id}), so ids must be below {mask_id}",
+                         path=data_bin / f"{split}.bin",
+                         fix="the data-bin was built with another (larger) dict.txt, or the .bin is corrupt: rebuild "
+                             "it with `koroberta preprocess run` against this vocabulary")
 
 
 def recorded_identity(save_dir: Path) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import read_json
+from koroberta.artifacts import check_output_location, read_json
 from koroberta.errors import InputError
 from koroberta.train.flops import ModelShape, flops_per_token, gpu_peak_flops, mfu
 from koroberta.train.logs import draw_report, parse_log
@@ -33,7 +33,11 @@ def report(save_dir: str | Path, out_dir: str | Path | None = None, *, gpu: str 
     shape = ModelShape(layers=state["layers"], dim=state["dim"], ffn=state["ffn"], heads=state["heads"],
                        vocab=state["vocab_size"], max_positions=c["max_positions"])
     f_tok = flops_per_token(shape, c["tokens_per_sample"], c["mask_prob"])
-    pngs = draw_report(tlog, out_dir or save_dir / "report")
+    out = Path(out_dir) if out_dir else save_dir / "report"
+    if not out.resolve().is_relative_to(save_dir.resolve()):
+        # PNGs go next to whatever is in --out (nothing is deleted), but never into another stage's output
+        check_output_location(out, "train report", {}, overwrite=True)
+    pngs = draw_report(tlog, out)
     _, wps = tlog.series("inner", "wps")
     steady = wps[1:] if len(wps) > 2 else wps  # the first interval includes warm-up (allocator, data loader)
     mean_wps = sum(steady) / len(steady) if steady else None

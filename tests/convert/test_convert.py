@@ -55,8 +55,12 @@ def test_export_files_config_and_parity(export, tiny_vocab):
     par = m["stats"]["parity"]
     assert par["token_id_mismatches"] == 0 and par["token_id_lines"] == 163  # every non-blank valid line
     assert par["logit_sentences"] == 8 and par["max_abs_logit_diff"] <= 1e-5
+    assert (par["checked"], par["token_ids_checked"], par["logits_checked"]) == (True, True, True)
+    assert par["text"] == "parity_text" and par["tokenizer_model"] == "unigram"
     card = (out / "README.md").read_text()
     assert "updates | 30" in card and "max |HF - fairseq| logit difference" in card
+    assert "HF tokenizer ids equal fairseq ids on 163/163 lines" in card and "not checked" not in card
+    assert "built-in" not in card and "fast Unigram tokenizer" in card
     assert read_manifest(out)["stage"] == "convert"
 
 
@@ -110,7 +114,10 @@ def test_reads_checkpoint_without_fairseq(monkeypatch, tiny_checkpoint, tiny_voc
     par = m["stats"]["parity"]
     assert par["checked"] is False and par["max_abs_logit_diff"] is None
     assert par["token_id_mismatches"] == 0 and par["token_id_lines"] > 0  # ids still checked without fairseq
-    assert "not checked" in (tmp_path / "b" / "README.md").read_text()
+    assert (par["token_ids_checked"], par["logits_checked"], par["text"]) == (True, False, "builtin_sentences")
+    card = (tmp_path / "b" / "README.md").read_text()
+    assert "logits **not checked** (exported with --no-parity)" in card
+    assert "HF tokenizer ids equal fairseq ids on 8/8 lines" in card and "built-in sentences only" in card
 
 
 def test_logit_sentences_are_not_capped_by_parity_lines(tiny_checkpoint, tiny_vocab, tiny_split, tmp_path):
@@ -128,6 +135,9 @@ def test_fp16_export(tiny_checkpoint, tiny_vocab, tmp_path):
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
     assert m["stats"]["parity"]["max_abs_logit_diff"] <= 1e-5
     assert 0 < m["stats"]["parity"]["fp16_max_abs_logit_diff"] < 0.05
+    # parity on, no --parity-text: checked on the built-in sentences, and the card says so
+    assert m["stats"]["parity"]["checked"] is True and m["stats"]["parity"]["text"] == "builtin_sentences"
+    assert "built-in sentences only (no --parity-text was given)" in (tmp_path / "h" / "README.md").read_text()
 
 
 def test_broken_mapping_raises_parity_error(monkeypatch, tiny_checkpoint, tiny_vocab, tmp_path):

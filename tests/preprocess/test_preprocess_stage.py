@@ -45,12 +45,13 @@ def test_fused_is_byte_identical_to_fairseq_preprocess(fused, split_dir, kowiki_
     for name in DATA_FILES + ("train.spm", "valid.spm", "test.spm", "spm.model"):
         assert filecmp.cmp(fused / name, ref / name, shallow=False), name
     a, b = read_manifest(fused)["stats"], read_manifest(ref)["stats"]
-    for k in ("tokens", "lines", "documents", "unk_rate", "spm_sha256", "dict_sha256", "dtype"):
+    for k in ("tokens", "lines", "documents", "unk_rate", "spm_sha256", "dict_sha256", "dtype", "max_id"):
         assert a[k] == b[k], k
     # and with a single fairseq worker, from the piece text alone (the `binarize` subcommand)
     one = binarize(fused, kowiki_vocab, tmp_path / "bin1", workers=1)
     for name in DATA_FILES:
         assert filecmp.cmp(fused / name, one / name, shallow=False), name
+    assert read_manifest(one)["stats"]["max_id"] == a["max_id"]  # what train preflight checks against the dict
 
 
 def test_ids_are_spm_ids_plus_offset(fused, split_dir, kowiki_vocab):

@@ -168,3 +168,65 @@ def test_dry_run_on_a_machine_without_gpus_plans_the_gpu_job(databin, tmp_path):
     assert pf.cuda and pf.precision == "fp16" and any("dry run" in w for w in pf.warnings)
     with pytest.raises(DependencyError, match="no CUDA device"):
         preflight(cfg, databin, tmp_path / "c", cuda_info=CPU)
+
+
+# -- ids the dictionary does not have (fairseq: IndexError, or "Dataset contains mask_idx", after loading) -----------
+def test_ids_past_a_smaller_dict_without_manifest(databin, tmp_path):
+    """A data-bin without manifest next to a dict.txt smaller than the one it was binarized with (spm.model removed:
+    it would refuse the cut dict first): the .bin files are scanned for their largest id."""
+    from koroberta.databin import read_mmap
+
+    largest = max(int(read_mmap(databin / s)[1].max()) for s in ("train", "valid", "test"))
+    rows = (databin / "dict.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    (databin / "spm.model").unlink()
+
+    def check_with(n_rows: int) -> None:
+        (databin / "dict.txt").write_text("".join(rows[:n_rows]), encoding="utf-8")
+        preflight(TrainConfig(**TINY), databin, tmp_path / "c", cuda_info=CPU)
+
+    # ids 0-3 are the specials, dict row r is id 4 + r, and masked_lm appends <mask> as id 4 + n_rows
+    with pytest.raises(InputError, match=rf"\.bin: holds token id {largest}, the <mask> id") as e:
+        check_with(largest - 4)
+    assert "koroberta preprocess run" in str(e.value)
+    with pytest.raises(InputError, match=rf"\.bin: holds token id {largest}, past the end of the dictionary"):
+        check_with(largest - 10)
+    check_with(largest - 3)  # the largest id is the last dict row: accepted
+
+
+def test_max_id_is_read_from_the_manifest(databin, tmp_path, monkeypatch):
+    """With a manifest, the largest ids it records are checked and the .bin files are not scanned."""
+    import importlib
+
+    pre = importlib.import_module("koroberta.train.preflight")  # the module: koroberta.train.preflight is the function
+
+    def no_scan(*a, **k):
+        raise AssertionError("scanned a .bin although the manifest records its largest id")
+
+    (databin / "spm.model").unlink()
+    n_rows = len((databin / "dict.txt").read_text(encoding="utf-8").splitlines())
+    out = as_stage_output(databin, tmp_path / "db", max_id={"train": 50, "valid": 3 + n_rows, "test": 2})
+    monkeypatch.setattr(pre, "max_token_id", no_scan)
+    preflight(TrainConfig(**TINY), out, tmp_path / "c", cuda_info=CPU)  # 3 + rows: the last dict.txt row
+    out = as_stage_output(databin, tmp_path / "db2", max_id={"train": 50, "valid": 4 + n_rows, "test": 2})
+    with pytest.raises(InputError, match=r"valid.bin: holds token id \d+, the <mask> id"):
+        preflight(TrainConfig(**TINY), out, tmp_path / "c", cuda_info=CPU)
+
+
+def test_same_size_edit_of_a_bin_listed_in_the_manifest(databin, tmp_path):
+    """A .bin overwritten in place (same size, ids past the dictionary) after preprocess completed: its sha256 no
+    longer matches the manifest, so neither the manifest's hashes nor its recorded ids are trusted."""
+    import os
+
+    out = as_stage_output(databin, tmp_path / "db")
+    with open(out / "train.bin", "r+b") as f:
+        f.seek(200)
+        f.write(b"\xff\xff" * 16)  # uint16 65535: far past the 2,000-row dictionary
+    with pytest.raises(InputError, match=r"train.bin: content differs from the sha256 in the data-bin's manifest"):
+        preflight(TrainConfig(**TINY), out, tmp_path / "c", cuda_info=CPU)
+    # cheap on an untouched data-bin: files older than the completion marker are not hashed again
+    old = (out / "_COMPLETE").stat().st_mtime - 3600
+    for f in out.iterdir():
+        if f.name != "_COMPLETE":
+            os.utime(f, (old, old))
+    with pytest.raises(InputError, match=r"train.bin: holds token id 65535, past the end"):  # the id check remains
+        preflight(TrainConfig(**TINY), out, tmp_path / "c", cuda_info=CPU)

@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from koroberta.artifacts import read_manifest
+from koroberta.artifacts import StageOutput, read_manifest
 from koroberta.databin import data_fingerprint
 from koroberta.errors import ConfigError
 from koroberta.train import is_trained, train
@@ -95,6 +95,12 @@ def test_report_cli(trained, capsys):
                                                                            "ppl.png", "wps.png"]
     assert cli_main(["report", str(save)]) == 0
     assert "MFU: n/a" in capsys.readouterr().out  # trained on CPU: no peak to compare with
+    other = save.parent / "vocab"  # another stage's output: the PNGs never go there
+    with StageOutput(other, stage="spm", config={}, inputs={}) as st:
+        (st.tmp / "spm.model").write_bytes(b"x")
+    assert cli_main(["report", str(save), "--out", str(other / "plots")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the output of the spm stage" in err[0] and not (other / "plots").exists()
 
 
 def _start(args, log):
@@ -195,15 +201,14 @@ def test_same_inputs_and_seed_give_identical_manifest_and_weights(trained, tiny_
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_fairseq_failure_reaches_the_terminal(tiny_databin, tmp_path, capsys):
-    """fairseq's output goes to train.log, but when it fails its last lines (the error) are copied to stderr."""
-    from koroberta.train import TrainingFailed
-
+def test_unknown_fairseq_option_is_refused_before_launch(tiny_databin, tmp_path):
+    """A flag fairseq does not know is caught by preflight with fairseq's own parser: nothing is launched. (A
+    fairseq that fails after launch gets its error line into the one-line message: test_train_messages.py.)"""
     cfg = TrainConfig(**{**TINY, "extra_args": ["--no-such-fairseq-option"]})
-    with pytest.raises(TrainingFailed, match="exited with status"):
+    with pytest.raises(ConfigError, match="fairseq-train refuses them: unrecognized arguments: "
+                                          "--no-such-fairseq-option"):
         train(cfg, tiny_databin, tmp_path / "bad")
-    err = capsys.readouterr().err
-    assert "--- last lines of" in err and "--no-such-fairseq-option" in err
+    assert not (tmp_path / "bad" / "train.log").exists()
 
 
 def test_train_report_is_its_own_subcommand():
@@ -217,3 +222,29 @@ def test_train_report_is_its_own_subcommand():
     assert r.returncode == 0 and "--peak-tflops" in r.stdout and "--lr" not in r.stdout
     r = subprocess.run([sys.executable, "-m", "koroberta", "train", "run", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--lr" in r.stdout and "--peak-tflops" not in r.stdout
+
+
+def test_save_dir_rules(tiny_databin, tmp_path, capsys):
+    """Checkpoints never go into the data-bin, over foreign fairseq checkpoints (fairseq would resume from them
+    silently) or next to a training that is running (issue: nothing lost)."""
+    from koroberta.artifacts import output_lock
+    from koroberta.errors import OutputError
+
+    cfg = TrainConfig(**TINY)
+    with pytest.raises(OutputError, match="is this stage's input data_bin"):
+        train(cfg, tiny_databin, tiny_databin, dry_run=True)
+    with pytest.raises(OutputError, match="lies inside this stage's input data_bin"):
+        train(cfg, tiny_databin, tiny_databin / "checkpoints", dry_run=True)
+    save = tmp_path / "ckpt"
+    save.mkdir()
+    (save / "checkpoint_last.pt").write_bytes(b"someone else's fairseq run")
+    with pytest.raises(ConfigError, match="fairseq checkpoints koroberta did not launch.*--restart"):
+        train(cfg, tiny_databin, save, dry_run=True)
+    assert (save / "checkpoint_last.pt").read_bytes() == b"someone else's fairseq run"
+    with output_lock(save):  # a second `koroberta train` into a save dir in use
+        with pytest.raises(OutputError, match="another koroberta process is writing"):
+            train(cfg, tiny_databin, save, restart=True)
+    train(cfg.replace(max_update=8), tiny_databin, save, restart=True)  # --restart moves them aside, trains from 0
+    capsys.readouterr()
+    assert (save / "superseded-1" / "checkpoint_last.pt").read_bytes() == b"someone else's fairseq run"
+    assert read_manifest(save)["stats"]["updates"] == 8
