@@ -274,7 +274,8 @@ def _real(p: str | Path) -> Path:
 
 
 def check_output_location(final: str | Path, stage: str, inputs: Mapping[str, str | Path | None] | None = None, *,
-                          overwrite: bool = False, nested_ok: tuple[str, ...] = ()) -> None:
+                          overwrite: bool = False, nested_ok: tuple[str, ...] = (),
+                          own_names: tuple[str, ...] = ()) -> None:
     """The one rule for where ``stage`` may write ``final`` (every stage calls it before any work, and
     :class:`StageOutput` again before it writes):
 
@@ -285,7 +286,10 @@ def check_output_location(final: str | Path, stage: str, inputs: Mapping[str, st
       ``--overwrite``: koroberta never deletes what it did not make;
     * a non-empty directory koroberta did not write at all is replaced only with ``overwrite``.
 
-    ``nested_ok`` names stages whose outputs may lie below ``final`` (the corpus directory holds its steps').
+    ``nested_ok`` names stages whose outputs may lie below ``final`` (the corpus directory holds its steps'), and
+    ``own_names`` the entry names (``NAME`` or ``NAME-…``) that are the stage's own even before they are complete
+    (a corpus step directory; its own step checks what is inside it, so one failed SLURM array shard does not fail
+    its siblings).
     Raises :class:`OutputError` with one line naming what is there.
     """
     final = Path(final)
@@ -330,7 +334,8 @@ def check_output_location(final: str | Path, stage: str, inputs: Mapping[str, st
     if overwrite:
         return
     own = {d.name for d, _ in nested if d.parent == final}  # the corpus directory's own step directories
-    entries = sorted(e.name for e in final.iterdir() if e.name not in own and not _is_scratch(e.name))
+    entries = sorted(e.name for e in final.iterdir() if e.name not in own and not _is_scratch(e.name)
+                     and not any(e.name == n or e.name.startswith(n + "-") for n in own_names))
     if entries:
         raise OutputError(f"output directory holds files koroberta did not write ({', '.join(entries[:3])}"
                           f"{', ...' if len(entries) > 3 else ''})", path=final,

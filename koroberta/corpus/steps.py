@@ -39,12 +39,17 @@ _json_str = json.encoder.encode_basestring  # C; the ensure_ascii=False flavour 
 _BATCH = 32  # pages per worker task: ~0.3 MB of wikitext, amortises pickling; ordered imap keeps source order
 
 
+#: the step directories of a corpus directory (each ``NAME`` or ``NAME-IIIII-of-NNNNN``)
+STEP_NAMES = ("extract", "clean", "sentences", "split")
+
+
 def check_corpus_dir(out_dir: Path, *, overwrite: bool, source: str | Path | None = None) -> None:
     """The corpus directory (every step's ``out_dir``) holds only corpus steps' directories: never another stage's
     output, never the source, never inside another stage's output; foreign files only with ``--overwrite`` (the
     steps are then written next to them; nothing is deleted). SLURM array shards share it: a shard's sibling
     step directories are its own stage's."""
-    check_output_location(out_dir, "corpus", {"source": source}, overwrite=overwrite, nested_ok=("corpus",))
+    check_output_location(out_dir, "corpus", {"source": source}, overwrite=overwrite, nested_ok=("corpus",),
+                          own_names=STEP_NAMES)
 
 
 def shard_name(step: str, shard: int, num_shards: int) -> str:

@@ -241,6 +241,12 @@ def test_foreign_file_in_output_dir(tmp_path, tiny_dump):
     with pytest.raises(OutputError, match="did not write"):
         extract(CorpusConfig(), tiny_dump, tmp_path / "o2")
     assert (tmp_path / "o2" / "extract" / "x.bin").exists()
+    # a SLURM array: one shard's directory holding a foreign file fails that shard only, not its siblings
+    (tmp_path / "o3" / "extract-00001-of-00002").mkdir(parents=True)
+    (tmp_path / "o3" / "extract-00001-of-00002" / "notes.txt").write_text("mine")
+    assert (extract(CorpusConfig(), tiny_dump, tmp_path / "o3", shard=0, num_shards=2) / "_COMPLETE").is_file()
+    with pytest.raises(OutputError, match="extract-00001-of-00002: output directory holds files"):
+        extract(CorpusConfig(), tiny_dump, tmp_path / "o3", shard=1, num_shards=2)
 
 
 def test_sigkill_midway_then_rerun_is_byte_identical(tmp_path, tiny_dump):
