@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None, modules: list[str] = STAGE_MODULES) -> i
     except KorobertaError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # `koroberta ... | head`: before OSError, of which it is a subclass
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         # an output location the system refuses outside a StageOutput (an atomic file, a pre-check listing the
         # directory): still the user's disk/mount/permissions, so one line. Any other OSError keeps its traceback.
@@ -83,9 +86,6 @@ def main(argv: list[str] | None = None, modules: list[str] = STAGE_MODULES) -> i
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `koroberta ... | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     return int(rc or 0)
 
 

@@ -11,6 +11,7 @@ Data flow (directories under ``workdir``)::
     hf/{config.json, model.safetensors, tokenizer.json}    RobertaForMaskedLM, parity-checked against fairseq
     finetune-nsmc/{metrics.json, model/}                   sentence classification from the export
     logs/<stage>.log                                       everything the libraries logged while the stage ran
+    learning_check.json                                    the learning check of hf/ (kept while hf/ and data stay)
     summary.json                                           the closing summary (also printed)
 
 ``run`` walks :data:`STEPS`: each is ``koroberta.<stage>.stage.run(cfg, inputs, out) -> manifest`` (the contract in
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from koroberta.artifacts import write_json
+from koroberta.artifacts import fingerprint, read_json, write_json
 from koroberta.config import Config, available_cpus, load_yaml, option
 from koroberta.convert.config import ConvertConfig
 from koroberta.corpus import check_source
@@ -164,15 +165,41 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
 
 def _check_export(cfg: PipelineConfig, wd: Path) -> dict[str, Any]:
     """What the closing summary shows about the export: the learning check and the fill-mask proposals."""
-    from koroberta.eval.mlm import masked_lm_check
-
-    log.info("=== learning check: masked-token accuracy on valid vs the unigram baseline ===")
-    out: dict[str, Any] = {"learning_check": masked_lm_check(
-        wd / "hf", wd / "corpus" / "split" / "valid.txt", wd / "data-bin",
-        max_length=cfg.train.tokens_per_sample).to_dict()}
+    out: dict[str, Any] = {"learning_check": learning_check(wd, cfg.train.tokens_per_sample)}
     if cfg.fill_mask:
         out["fill_mask"] = run_fill_mask(wd / "hf", cfg.fill_mask)
     return out
+
+
+LEARNING_CHECK = "learning_check.json"
+
+
+def learning_check(wd: Path, max_length: int) -> dict[str, Any]:
+    """The learning check of ``wd/hf`` (:func:`koroberta.eval.mlm.masked_lm_check` on the valid split), computed
+    once per export: ``wd/learning_check.json`` keeps it with the contents it was computed from (the export's and
+    the data-bin's output hashes, the valid text's sha256, the length), so a rerun with nothing changed does not
+    reload the model and score 1,000 lines again."""
+    from koroberta.eval.mlm import masked_lm_check
+
+    valid, data_bin = wd / "corpus" / "split" / "valid.txt", wd / "data-bin"
+    from koroberta.databin import data_fingerprint
+
+    # the data-bin by its dict/.bin/.idx only (what the unigram baseline reads), as training fingerprints it
+    key = {"model": fingerprint(wd / "hf"), "text": fingerprint(valid), "data_bin": data_fingerprint(data_bin),
+           "max_length": max_length}
+    cache = wd / LEARNING_CHECK
+    if cache.is_file():
+        try:
+            kept = read_json(cache)
+        except ValueError:
+            kept = {}
+        if isinstance(kept, dict) and kept.get("key") == key and isinstance(kept.get("result"), dict):
+            log.info("=== learning check: unchanged export and data, result kept in %s ===", cache)
+            return kept["result"]
+    log.info("=== learning check: masked-token accuracy on valid vs the unigram baseline ===")
+    result = masked_lm_check(wd / "hf", valid, data_bin, max_length=max_length).to_dict()
+    write_json(cache, {"key": key, "result": result})
+    return result
 
 
 class StageLogs:

@@ -173,15 +173,22 @@ def test_fill_mask_and_finetune(run):
     assert (wd / "finetune-nsmc" / "model" / "model.safetensors").is_file()
 
 
-def test_rerun_of_complete_run_touches_nothing(run):
+def test_rerun_of_complete_run_touches_nothing(run, monkeypatch):
+    import koroberta.eval.mlm
     from koroberta.pipeline import run_pipeline
 
-    cfg, _, wd = run
+    cfg, first, wd = run
+
+    def not_again(*a, **k):
+        raise AssertionError("the learning check was recomputed for an unchanged export")
+
+    monkeypatch.setattr(koroberta.eval.mlm, "masked_lm_check", not_again)
     watched = [wd / "hf" / "model.safetensors", wd / "checkpoints" / "checkpoint_last.pt", wd / "spm" / "spm.model",
                wd / "data-bin" / "train.bin", wd / "finetune-nsmc" / "metrics.json"]
     before = [p.stat().st_mtime_ns for p in watched]
     t = time.perf_counter()
-    run_pipeline(cfg)
+    again = run_pipeline(cfg)
+    assert again["learning_check"] == first["learning_check"]  # kept in learning_check.json, not recomputed
     assert [p.stat().st_mtime_ns for p in watched] == before
     assert time.perf_counter() - t < 60
 
