@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import check_output_location, StageOutput, read_manifest, skip_if_complete
+from koroberta.artifacts import StageOutput, check_output_location, read_manifest, skip_if_complete
 from koroberta.convert.config import ConvertConfig
 from koroberta.errors import DependencyError, InputError, ParityError
 

@@ -13,7 +13,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import check_output_location, StageOutput, read_json, read_manifest, sha256_file, skip_if_complete, write_json
+from koroberta.artifacts import (StageOutput, check_output_location, read_json, read_manifest, sha256_file,
+                                 skip_if_complete, write_json)
 from koroberta.errors import InputError
 from koroberta.eval.config import EvalConfig
 from koroberta.eval.loop import (TrainSettings, check_model_dir, fit, load_model, load_tokenizer, model_inputs,

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import check_output_location, StageOutput, read_manifest, skip_if_complete, write_json
+from koroberta.artifacts import StageOutput, check_output_location, read_manifest, skip_if_complete, write_json
 from koroberta.errors import InputError, rust_write_errors
 from koroberta.eval.loop import (TrainSettings, check_model_dir, fit, load_model, load_tokenizer, predict,
                                  resolve_device, resolve_precision)

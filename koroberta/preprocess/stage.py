@@ -12,7 +12,8 @@ from typing import Mapping
 
 import numpy as np
 
-from koroberta.artifacts import check_output_location, SPLITS, StageOutput, atomic_path, read_manifest, sha256_file, skip_if_complete
+from koroberta.artifacts import (SPLITS, StageOutput, atomic_path, check_output_location, read_manifest, sha256_file,
+                                 skip_if_complete)
 from koroberta.errors import InputError
 from koroberta.databin import best_fitting_int_dtype, max_token_id, mmap_dtype, read_mmap_sizes, write_mmap_index
 from koroberta.preprocess.binarize import run_fairseq_preprocess

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from koroberta.artifacts import check_output_location, StageOutput, skip_if_complete
+from koroberta.artifacts import StageOutput, check_output_location, skip_if_complete
 from koroberta.errors import InputError
 from koroberta.spm.layout import BOS, EOS, FAIRSEQ_SPECIALS, MASK, PAD, UNK, load_processor, read_dict_symbols
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from koroberta.artifacts import check_output_location, StageOutput, skip_if_complete
+from koroberta.artifacts import StageOutput, check_output_location, skip_if_complete
 from koroberta.config import available_cpus
 from koroberta.encoding import check_text_file
 from koroberta.errors import ConfigError, InputError, KorobertaError
