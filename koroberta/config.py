@@ -133,10 +133,10 @@ class Config:
             try:
                 setattr(self, f.name, _coerce(value, hints[f.name], f"{type(self).__name__}.{f.name}"))
             except ConfigError as e:
-                raise _with_fields(e, (f.name,)) from None
+                raise with_fields(e, (f.name,)) from None
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices and getattr(self, f.name) is not None:
-                raise _with_fields(ConfigError(f"{self._section()}.{f.name}={getattr(self, f.name)!r} is not one of "
+                raise with_fields(ConfigError(f"{self._section()}.{f.name}={getattr(self, f.name)!r} is not one of "
                                                f"{', '.join(map(str, choices))}"), (f.name,))
         self.validate()
 
@@ -154,7 +154,7 @@ class Config:
         blames exactly those -- the option on the command line or the key in the YAML file that set them -- never
         an unrelated option that happened to be given with them."""
         if not ok:
-            raise _with_fields(ConfigError(f"{self._section()}: {message}"),
+            raise with_fields(ConfigError(f"{self._section()}: {message}"),
                                tuple(fields) if fields is not None else self._fields_named_in(message))
 
     @classmethod
@@ -290,7 +290,7 @@ class Config:
             raise ConfigError(f"{source}: {e}", fix=fix) from None
 
 
-def _with_fields(e: ConfigError, fields: typing.Sequence[str]) -> ConfigError:
+def with_fields(e: ConfigError, fields: typing.Sequence[str]) -> ConfigError:
     """``e`` tagged with the config fields it is about (``e.fields``), for :meth:`Config.from_args` to blame."""
     e.fields = tuple(fields)  # type: ignore[attr-defined]
     return e

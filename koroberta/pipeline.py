@@ -5,7 +5,7 @@ Data flow (directories under ``workdir``)::
     source (.xml.bz2 dump | WikiExtractor dir | text)
       └─ corpus/      extract -> clean -> kss sentence split -> train/valid/test by document
            └─ corpus/split/{train,valid,test}.txt          one sentence per line, blank line between documents
-    spm/{spm.model, dict.txt}                              ids: fairseq = spm + 1, HF = fairseq (koroberta.spm.layout)
+    spm/{spm.model, dict.txt}                              ids: fairseq = spm + 1, HF = fairseq (koroberta.layout)
     data-bin/{train,valid,test}.{bin,idx}, dict.txt        fairseq mmap, what fairseq-preprocess --srcdict makes
     checkpoints/checkpoint_last.pt                         fairseq-train masked_lm, resumable
     hf/{config.json, model.safetensors, tokenizer.json}    RobertaForMaskedLM, parity-checked against fairseq
@@ -37,14 +37,14 @@ from typing import Any, Callable, Optional
 from koroberta.artifacts import fingerprint, read_json, write_json
 from koroberta.config import Config, available_cpus, load_yaml, option
 from koroberta.convert.config import ConvertConfig
-from koroberta.corpus import check_source
+from koroberta.corpus.build import check_source
 from koroberta.corpus.config import CorpusConfig
 from koroberta.errors import ConfigError, InputError
 from koroberta.finetune.config import FinetuneConfig
 from koroberta.preprocess.config import PreprocessConfig
 from koroberta.spm.config import SpmConfig
 from koroberta.stage import RunOptions
-from koroberta.train.config import TrainConfig
+from koroberta.train.config import TrainConfig, TrainOptions
 
 log = logging.getLogger("koroberta.run")
 
@@ -140,7 +140,8 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
     wd.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"name": cfg.name, "workdir": str(wd), "stages": {}}
     timings: dict[str, float] = {}
-    opts = RunOptions(workers=cfg.n_workers, restart=restart, extend=extend)
+    opts = RunOptions(workers=cfg.n_workers)
+    stage_opts = {"train": TrainOptions(workers=cfg.n_workers, restart=restart, extend=extend)}
     logs = StageLogs(wd / "logs")
     try:
         for step in STEPS[: STAGES.index(until) + 1]:
@@ -151,7 +152,7 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
             t = time.perf_counter()
             run = importlib.import_module(f"koroberta.{step.stage}.stage").run
             manifest = run(getattr(cfg, step.stage), step.inputs(cfg, wd), wd / step.out,
-                           force=step.stage in force, opts=opts)
+                           force=step.stage in force, opts=stage_opts.get(step.stage, opts))
             timings[step.stage] = time.perf_counter() - t
             summary["stages"][step.stage] = manifest.get("stats", {})
             if step.stage == "convert":
@@ -303,13 +304,13 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 # -- CLI --------------------------------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
-    from koroberta.train import _ExtraArgsRefused
+    from koroberta.train.launch import ExtraArgsRefused
 
     cfg = PipelineConfig.load(args.config, workdir=args.workdir, workers=args.workers, source=args.source)
     try:
         summary = run_pipeline(cfg, until=args.until, force=tuple(args.force or ()), restart=args.restart,
                                extend=args.extend)
-    except _ExtraArgsRefused as e:  # fairseq refuses train.extra_args: name the file they are in
+    except ExtraArgsRefused as e:  # fairseq refuses train.extra_args: name the file they are in
         raise ConfigError(f"train.extra_args {cfg.train.extra_args}: {e.problem}", path=args.config,
                           fix=e.fix.replace("train.extra_args (or --extra-args)",
                                             f"the `train:` section's extra_args of {args.config}")) from None

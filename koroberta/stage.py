@@ -11,8 +11,11 @@
 * a complete output for the same identity and input contents is returned as it is (``force`` redoes it).
 
 ``koroberta run`` (:mod:`koroberta.pipeline`) is a walk over :data:`koroberta.pipeline.STEPS`, each a stage name,
-its output directory and where its inputs come from. The library functions behind ``run`` (``build_corpus``,
-``train_vocab``, ``preprocess``, ``train``, ``convert``, ``finetune``) stay public for the stage CLIs' sub-steps.
+its output directory and where its inputs come from. Every stage package has the same files: ``config.py`` (what to
+make), ``stage.py`` (``run``, ``INPUTS``/``OPTIONAL`` and nothing else), ``cli.py`` (thin), and the implementation in
+modules named for what they do (``corpus/build.py``, ``spm/train.py``, ``preprocess/build.py``, ``train/launch.py``,
+``convert/export.py``; the finetune step is the eval harness, ``eval/benchmark.py``). Those library functions stay
+public for the stage CLIs' sub-steps. ``tests/test_stage_contract.py`` checks the layout.
 """
 
 from __future__ import annotations
@@ -26,11 +29,10 @@ Manifest = dict[str, Any]
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run, never what to make: none of these can change a stage's output bytes."""
+    """How to run, never what to make: none of these can change a stage's output bytes. A stage with options of
+    its own subclasses this next to its config (``koroberta.train.config.TrainOptions``)."""
 
-    workers: int = 1          # worker processes / threads (corpus, preprocess)
-    restart: bool = False     # train: move checkpoints of a different run aside and start over
-    extend: bool = False      # train: continue the checkpoints to a raised max_update
+    workers: int = 1          # worker processes / threads (corpus, preprocess); already resolved (never 0)
 
 
 def check_inputs(stage: str, inputs: Mapping[str, Path | None], required: tuple[str, ...],
@@ -41,3 +43,14 @@ def check_inputs(stage: str, inputs: Mapping[str, Path | None], required: tuple[
     if missing or unknown:
         raise TypeError(f"{stage}.run: inputs missing {missing}, unknown {unknown}")
     return {k: (Path(v) if v is not None else None) for k, v in inputs.items()}
+
+
+def manifest_of(stage: str, out: Path) -> Manifest:
+    """The manifest of the complete output ``out`` that ``stage`` just made or found. A stage that returns without a
+    manifest is a bug, never an empty result: say so instead of handing ``{}`` downstream."""
+    from koroberta.artifacts import read_manifest
+
+    m = read_manifest(out)
+    if not m:
+        raise RuntimeError(f"{stage}.run: {out} has no manifest after the stage returned")
+    return m

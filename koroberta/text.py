@@ -74,10 +74,10 @@ def clean_text(s: str) -> str:
 def special_literals() -> tuple[str, ...]:
     """The special tokens the exported HF tokenizer matches in raw text: fairseq's four specials and ``<mask>``.
 
-    Derived from :mod:`koroberta.spm.layout` (the one definition; ``convert.vocab.build_tokenizer`` adds exactly these
+    Derived from :mod:`koroberta.layout` (the one definition; ``convert.vocab.build_tokenizer`` adds exactly these
     as special tokens). Imported on first use, not at module import: ``koroberta.spm`` imports this module.
     """
-    from koroberta.spm.layout import FAIRSEQ_SPECIALS, MASK
+    from koroberta.layout import FAIRSEQ_SPECIALS, MASK
 
     return (*FAIRSEQ_SPECIALS, MASK)
 

@@ -9,7 +9,7 @@ from koroberta.convert.config import ConvertConfig
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from koroberta.convert import convert
+    from koroberta.convert.export import convert
 
     cfg = ConvertConfig.from_cli(args, args.config)
     m = convert(cfg, args.checkpoint, args.vocab_dir, args.out, parity_text=args.parity_text, force=args.force,

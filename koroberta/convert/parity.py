@@ -10,9 +10,9 @@ from typing import Any
 from koroberta.convert.checkpoint import RobertaCheckpoint
 from koroberta.convert.vocab import ExportVocab
 from koroberta.text import find_special_literal
-from koroberta.spm.layout import load_processor
+from koroberta.layout import load_processor
 from koroberta.errors import InputError, ParityError
-from koroberta.spm.layout import BOS, EOS, UNK
+from koroberta.layout import BOS, EOS, UNK
 
 # Used when no --parity-text is given (own sentences; mixed Hangul, numbers, Latin, punctuation).
 BUILTIN_SENTENCES = [

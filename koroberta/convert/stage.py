@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from koroberta.convert import convert
 from koroberta.convert.config import ConvertConfig
+from koroberta.convert.export import convert
 from koroberta.stage import Manifest, RunOptions, check_inputs
 
 INPUTS = ("checkpoint", "vocab_dir")

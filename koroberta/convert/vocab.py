@@ -2,7 +2,7 @@
 
 Two vocab layouts are supported:
 
-* **koroberta layout** (``koroberta.spm.layout``): HF vocab == fairseq symbols, so HF id == fairseq row.
+* **koroberta layout** (``koroberta.layout``): HF vocab == fairseq symbols, so HF id == fairseq row.
 * **legacy KoRoBERTa layout**: ``dict.txt`` lists *spm-id strings* ordered by corpus frequency (``"1532 88123"``),
   and the spm model has BERT-style specials (``[PAD] [UNK] [CLS] [SEP] [MASK]``). Fairseq row ``r`` means spm id
   ``int(dict[r])``, so no tokenizer can emit fairseq rows directly. We build an HF vocab in spm order
@@ -13,7 +13,7 @@ Two vocab layouts are supported:
 The tokenizer reproduces spm's segmentation for both spm algorithms koroberta trains: a Unigram model (Viterbi over
 the piece scores) and a BPE model (merges recovered from the pieces, ranked by piece score; see
 :func:`bpe_merges`). Models whose segmentation it cannot reproduce (char/word models, byte fallback, user-defined
-pieces: :func:`koroberta.spm.layout.check_exportable`) are refused before any work.
+pieces: :func:`koroberta.layout.check_exportable`) are refused before any work.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from koroberta.errors import InputError
-from koroberta.spm.layout import (BOS, EOS, FAIRSEQ_SPECIALS, FIRST_PIECE, MASK, PAD, UNK, check_dict_matches,
+from koroberta.layout import (BOS, EOS, FAIRSEQ_SPECIALS, FIRST_PIECE, MASK, PAD, UNK, check_dict_matches,
                                   check_exportable, read_dict_symbols)
 
 # Fillers must never win the Viterbi search (they are dead fairseq rows); the unk score is unaffected because HF,

@@ -7,7 +7,7 @@ from typing import Any
 from koroberta.convert.checkpoint import LM, SE, RobertaCheckpoint
 from koroberta.convert.vocab import ExportVocab
 from koroberta.errors import InputError
-from koroberta.spm.layout import BOS, EOS, PAD
+from koroberta.layout import BOS, EOS, PAD
 
 # fairseq activation_fn -> HF hidden_act (fairseq "gelu" is the exact erf GELU, HF "gelu" too)
 _ACT = {"gelu": "gelu", "gelu_accurate": "gelu_new", "gelu_fast": "gelu_new", "relu": "relu", "tanh": "tanh"}

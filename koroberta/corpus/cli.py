@@ -77,7 +77,7 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from koroberta.corpus import build_corpus
+    from koroberta.corpus.build import build_corpus
 
     return _print_done(build_corpus(_config(args), args.source, args.out_dir, workers=args.workers,
                                     force=args.force, overwrite=args.overwrite))

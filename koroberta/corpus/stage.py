@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from koroberta.artifacts import read_manifest
-from koroberta.corpus import build_corpus
+from koroberta.corpus.build import build_corpus
 from koroberta.corpus.config import CorpusConfig
-from koroberta.stage import Manifest, RunOptions, check_inputs
+from koroberta.stage import Manifest, RunOptions, check_inputs, manifest_of
 
 INPUTS = ("source",)  # a kowiki dump, WikiExtractor output, HF datasets files, or plain text
 
@@ -19,4 +18,4 @@ def run(cfg: CorpusConfig, inputs: Mapping[str, Path | None], out: Path, *, forc
     of ``out/split`` (``train.txt``, ``valid.txt``, ``test.txt``)."""
     i = check_inputs("corpus", inputs, INPUTS)
     split = build_corpus(cfg, i["source"], out, workers=opts.workers, force=force)
-    return read_manifest(split) or {}
+    return manifest_of("corpus", split)

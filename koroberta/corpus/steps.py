@@ -168,7 +168,7 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
     _check_shard(shard, num_shards)
     source = Path(source)
     final = Path(out_dir) / shard_name("extract", shard, num_shards)
-    from koroberta.corpus import check_source
+    from koroberta.corpus.build import check_source
     check_source(source)  # a pipe/socket/device/symlink loop says so (not "source not found"), before any work
     check_corpus_dir(Path(out_dir), overwrite=overwrite, source=source)
     # the cleaner version is part of the config: an extract written by an older cleaner is redone, not reused

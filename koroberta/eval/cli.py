@@ -46,7 +46,7 @@ def _add_fixed(t: argparse.ArgumentParser) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from koroberta.eval import run_eval
+    from koroberta.eval.benchmark import run_eval
 
     _refuse_tsv_only(args, "koroberta eval", "`koroberta eval tsv MODEL_DIR --train FILE --labels neg pos --out DIR`")
     args.task = args.task_name  # the subcommand decides the task (there is no --task option)

@@ -81,7 +81,7 @@ def masked_lm_check(model_dir: str | Path, text: str | Path, data_bin: str | Pat
                     break
     if not lines:
         raise InputError("no non-blank lines to score", path=text, fix="pass the corpus stage's valid.txt")
-    # fairseq id == HF id in koroberta's layout (koroberta.spm.layout); the data-bin has no <mask> row
+    # fairseq id == HF id in koroberta's layout (koroberta.layout); the data-bin has no <mask> row
     counts = unigram_counts(data_bin, len(tok) - 1).astype(np.float64)
     special = set(tok.all_special_ids)
     for i in special:

@@ -18,7 +18,7 @@ def _workers(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from koroberta.artifacts import read_manifest
-    from koroberta.preprocess.stage import preprocess
+    from koroberta.preprocess.build import preprocess
 
     out = preprocess(_cfg(args), args.split_dir, args.vocab_dir, args.out, workers=_workers(args), force=args.force,
                      overwrite=args.overwrite, progress=not args.no_progress)
@@ -28,7 +28,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
-    from koroberta.preprocess.stage import encode_file
+    from koroberta.preprocess.build import encode_file
 
     st = encode_file(_cfg(args), args.spm_model, args.input, args.output, workers=_workers(args),
                      progress=not args.no_progress)
@@ -40,7 +40,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 def _cmd_binarize(args: argparse.Namespace) -> int:
     from koroberta.artifacts import read_manifest
-    from koroberta.preprocess.stage import binarize
+    from koroberta.preprocess.build import binarize
 
     out = binarize(args.encoded_dir, args.vocab_dir, args.out, workers=_workers(args), force=args.force,
                    overwrite=args.overwrite)

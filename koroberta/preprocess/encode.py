@@ -18,8 +18,8 @@ import numpy as np
 
 from koroberta.encoding import check_text_file
 from koroberta.errors import InputError
-from koroberta.spm.layout import EOS, OFFSET, UNK
-from koroberta.spm.text import Repairs, iter_line_chunks
+from koroberta.layout import EOS, OFFSET, UNK
+from koroberta.textfile import Repairs, iter_line_chunks
 
 log = logging.getLogger("koroberta.preprocess")
 SPM_UNK = 0  # spm id of <unk> in our layout; it maps to fairseq UNK (3), not to 0 + OFFSET (= <pad>)

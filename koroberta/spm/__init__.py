@@ -1,7 +1,3 @@
-"""spm stage: SentencePiece vocabulary whose ids line up with fairseq's dict and the HF tokenizer (layout.py)."""
-
-from koroberta.spm.config import SpmConfig
-from koroberta.spm.legacy import import_legacy
-from koroberta.spm.train import train_vocab
-
-__all__ = ["SpmConfig", "train_vocab", "import_legacy"]
+"""spm stage: a SentencePiece vocabulary whose ids line up with fairseq's dict and the HF tokenizer (the layout:
+:mod:`koroberta.layout`). ``train.py`` trains it, ``legacy.py`` imports an existing spm model + dict.
+"""

@@ -9,7 +9,7 @@ from koroberta.config import Config, option
 
 @dataclasses.dataclass
 class SpmConfig(Config):
-    """How ``koroberta spm train`` builds the vocabulary (ids laid out by :mod:`koroberta.spm.layout`)."""
+    """How ``koroberta spm train`` builds the vocabulary (ids laid out by :mod:`koroberta.layout`)."""
 
     SECTION = "spm"
     # threads is identity: spm merges its EM statistics per thread, so the model bytes depend on the thread count

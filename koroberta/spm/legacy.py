@@ -18,7 +18,7 @@ from typing import Any
 
 from koroberta.artifacts import StageOutput, check_output_location, skip_if_complete
 from koroberta.errors import InputError
-from koroberta.spm.layout import BOS, EOS, FAIRSEQ_SPECIALS, MASK, PAD, UNK, load_processor, read_dict_symbols
+from koroberta.layout import BOS, EOS, FAIRSEQ_SPECIALS, MASK, PAD, UNK, load_processor, read_dict_symbols
 
 log = logging.getLogger("koroberta.spm")
 STAGE = "spm-legacy"

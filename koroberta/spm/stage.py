@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from koroberta.artifacts import read_manifest
 from koroberta.spm.config import SpmConfig
 from koroberta.spm.train import train_vocab
-from koroberta.stage import Manifest, RunOptions, check_inputs
+from koroberta.stage import Manifest, RunOptions, check_inputs, manifest_of
 
 INPUTS = ("train_text",)  # the corpus stage's split/train.txt
 
@@ -17,4 +16,4 @@ def run(cfg: SpmConfig, inputs: Mapping[str, Path | None], out: Path, *, force: 
         opts: RunOptions = RunOptions()) -> Manifest:
     """``out/spm.model`` + ``out/dict.txt`` (fairseq id = spm id + 1); returns the manifest."""
     i = check_inputs("spm", inputs, INPUTS)
-    return read_manifest(train_vocab(cfg, i["train_text"], out, force=force)) or {}
+    return manifest_of("spm", train_vocab(cfg, i["train_text"], out, force=force))

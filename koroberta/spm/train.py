@@ -15,8 +15,8 @@ from koroberta.config import available_cpus
 from koroberta.encoding import check_text_file
 from koroberta.errors import ConfigError, InputError, KorobertaError
 from koroberta.spm.config import SpmConfig
-from koroberta.spm.layout import SPM_SPECIALS, load_vocab
-from koroberta.spm.text import Repairs, iter_line_chunks
+from koroberta.layout import SPM_SPECIALS, load_vocab
+from koroberta.textfile import Repairs, iter_line_chunks
 
 log = logging.getLogger("koroberta.spm")
 STAGE = "spm"

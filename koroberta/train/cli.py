@@ -138,7 +138,7 @@ def report_cmd(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from koroberta.config import load_yaml
-    from koroberta.train import _ExtraArgsRefused, train
+    from koroberta.train.launch import ExtraArgsRefused, train
     from koroberta.train.config import TrainConfig
 
     rest = list(args.paths)
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         ckpt = train(cfg, data_bin, save_dir, dry_run=args.dry_run, force=args.force, restart=args.restart,
                      extend=args.extend, spm_model=args.spm_model)
-    except _ExtraArgsRefused as e:  # name where the refused arguments came from: this command line or the YAML
+    except ExtraArgsRefused as e:  # name where the refused arguments came from: this command line or the YAML
         if args.extra_args is not None:
             raise ConfigError(f"command-line option --extra-args {' '.join(cfg.extra_args)}: {e.problem}",
                               fix=e.fix.replace("train.extra_args (or --extra-args)", "--extra-args")) from None

@@ -11,8 +11,9 @@ import dataclasses
 import shlex
 from typing import Optional
 
-from koroberta.config import Config, _with_fields, option
+from koroberta.config import Config, with_fields, option
 from koroberta.errors import ConfigError
+from koroberta.stage import RunOptions
 
 #: Named recipes: the effective batch (sequences per update) the user promised. Preflight refuses a config whose
 #: batch_size x update_freq x world size does not give this, because a silently halved batch (one node of a
@@ -105,7 +106,7 @@ class TrainConfig(Config):
             try:
                 self.extra_args = shlex.split(self.extra_args)
             except ValueError as e:
-                raise _with_fields(ConfigError(f"{self._section()}: extra_args {self.extra_args!r}: {e} (shell "
+                raise with_fields(ConfigError(f"{self._section()}: extra_args {self.extra_args!r}: {e} (shell "
                                                f"quoting)", fix="balance the quotes, or give a list with one "
                                                                 "argument per item"), ["extra_args"]) from None
         super().__post_init__()
@@ -174,3 +175,12 @@ class TrainConfig(Config):
 
     def shape(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in SHAPE_FIELDS}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions(RunOptions):
+    """The train stage's run-time options (``koroberta run --restart/--extend``): what to do with checkpoints that
+    are there already, never what to make."""
+
+    restart: bool = False     # move checkpoints of a different run aside and start over
+    extend: bool = False      # continue the checkpoints to a raised max_update

@@ -19,7 +19,7 @@ from koroberta.artifacts import MANIFEST, SPLITS, read_json, read_manifest, sha2
 from koroberta.databin import (changed_since_manifest, check_mmap_dataset, data_fingerprint, max_token_id,
                                mmap_dtype)
 from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
-from koroberta.spm.layout import FAIRSEQ_SPECIALS, check_dict_matches, read_dict_symbols
+from koroberta.layout import FAIRSEQ_SPECIALS, check_dict_matches, read_dict_symbols
 from koroberta.train.command import EffectiveBatch, effective_batch, resolve_precision
 from koroberta.train.config import RECIPES, TrainConfig
 from koroberta.train.flops import ModelShape, shape_from_config

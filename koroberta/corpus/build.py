@@ -1,0 +1,76 @@
+"""corpus stage: kowiki dump (or WikiExtractor output / plain text) -> clean, kss-split, document-preserving text.
+
+``build_corpus`` runs extract -> clean (merge + dedup) -> sentences (kss) -> split (train/valid/test by page-id
+hash); each sub-step is its own complete-marked directory under ``out_dir`` (see :mod:`koroberta.corpus.steps`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from koroberta.artifacts import output_lock
+from koroberta.corpus.config import CorpusConfig
+from koroberta.errors import InputError
+from koroberta.text import clean_text
+
+_SOURCE_KINDS = "a kowiki dump (.xml.bz2/.xml), WikiExtractor output, a text file or a dataset on disk"
+
+
+def check_source(source: str | Path) -> None:
+    """Refuse a corpus source that is not a regular file or a directory, saying what it is instead; a missing path
+    is left to the caller's "source not found".
+
+    A pipe cannot work -- ``koroberta run`` with ``source: /dev/fd/63`` from ``<(bzcat dump.bz2)`` -- because the
+    stage reads its source more than once: kind detection peeks at it, the completion marker fingerprints its
+    content (a full read), then extraction reads it. Sockets and devices likewise; a symbolic link loop has no file
+    at its end at all.
+    """
+    p = Path(source)
+    try:
+        st = p.stat()  # follows symbolic links: /dev/fd/63 -> pipe:[1234] is a FIFO here
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InputError("is a symbolic link loop (the links lead back to themselves; no file at the end)",
+                             path=p, fix="point at the real dump, file or directory (`ls -l` shows where each "
+                                         "link leads)") from None
+        if e.errno == errno.ENOENT and p.is_symlink():
+            raise InputError(f"is a symbolic link to {os.readlink(p)}, which does not exist", path=p,
+                             fix="point at the real dump, file or directory, or fix the link") from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise InputError("cannot be read: permission denied (on it or a directory above it)", path=p,
+                             fix="make it readable for this user, or pass a copy you can read") from None
+        return
+    if stat.S_ISFIFO(st.st_mode):
+        raise InputError("is a pipe (FIFO), not a file: the corpus stage reads its source more than once (to "
+                         "fingerprint it, detect its kind, then read it)", path=p,
+                         fix="write it to a file first: bzcat dump.bz2 > dump.xml (or pass the .bz2 itself: "
+                             "koroberta reads .bz2/.xz directly)")
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        kind = ("a socket" if stat.S_ISSOCK(st.st_mode) else
+                "a character device" if stat.S_ISCHR(st.st_mode) else
+                "a block device" if stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise InputError(f"is {kind}, not a file or directory", path=p,
+                         fix=f"pass {_SOURCE_KINDS}, saved as a regular file")
+
+
+def build_corpus(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, workers: int = 1,
+                 force: bool = False, overwrite: bool = False) -> Path:
+    """extract -> clean -> sentence split -> train/valid/test; returns the complete ``out_dir/split`` directory
+    with ``train.txt``/``valid.txt``/``test.txt`` and manifest stats (documents/sentences/characters per split,
+    drop reasons). Completed sub-steps are skipped unless ``force``."""
+    from koroberta.corpus import steps
+
+    out = Path(out_dir)
+    check_source(source)  # first: resolving a symlink loop (the output-location check does) would raise
+    steps.check_corpus_dir(out, overwrite=overwrite, source=source)  # before any work: nothing to undo
+    with output_lock(out):
+        steps.extract(cfg, source, out, workers=workers, force=force, overwrite=overwrite)
+        steps.clean(cfg, out, force=force, overwrite=overwrite)
+        steps.sentences(cfg, out, workers=workers, force=force, overwrite=overwrite)
+        return steps.split(cfg, out, force=force, overwrite=overwrite)
+
+
+
