@@ -62,7 +62,8 @@ def main() -> None:
     import sentencepiece as spm
 
     from koroberta.artifacts import sha256_file
-    from koroberta.preprocess import PreprocessConfig, encode_file, preprocess
+    from koroberta.preprocess.build import encode_file, preprocess
+    from koroberta.preprocess.config import PreprocessConfig
 
     text, vocab, work = Path(a.text).resolve(), Path(a.vocab_dir), Path(a.work)
     work.mkdir(parents=True, exist_ok=True)

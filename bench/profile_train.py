@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from train_throughput import base_settings, build_config, config_name  # noqa: E402
 
-from koroberta.spm.layout import FAIRSEQ_SPECIALS, read_dict_symbols  # noqa: E402
+from koroberta.layout import FAIRSEQ_SPECIALS, read_dict_symbols  # noqa: E402
 from koroberta.train.command import fairseq_args  # noqa: E402
 from koroberta.train.flops import flops_per_token, gpu_peak_flops, shape_from_config  # noqa: E402
 

@@ -181,7 +181,7 @@ def finetune_encoder(model_dir: Path, files: dict[str, Path | None], out: Path, 
                      ) -> dict[str, Any]:
     """``koroberta eval nsmc`` with the benchmark's settings (the library call behind the CLI)."""
     from koroberta.eval.config import EvalConfig
-    from koroberta.eval.core import run_eval
+    from koroberta.eval.benchmark import run_eval
 
     cfg = EvalConfig(task="nsmc", epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                      max_length=args.max_length, seeds=args.seeds, seed=args.seed, device="cpu",

@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("--out", default="bench/out/spm/vocab")
     a = ap.parse_args()
     from koroberta.artifacts import read_manifest
-    from koroberta.spm import SpmConfig, train_vocab
+    from koroberta.spm.config import SpmConfig
+    from koroberta.spm.train import train_vocab
 
     src = Path(a.text)
     if a.copies > 1:

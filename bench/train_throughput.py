@@ -56,8 +56,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from koroberta.spm.layout import FAIRSEQ_SPECIALS, filler, n_fillers, read_dict_symbols  # noqa: E402
-from koroberta.train import child_env  # noqa: E402
+from koroberta.layout import FAIRSEQ_SPECIALS, filler, n_fillers, read_dict_symbols  # noqa: E402
+from koroberta.train.launch import child_env  # noqa: E402
 from koroberta.train.command import fairseq_args  # noqa: E402
 from koroberta.train.config import TrainConfig  # noqa: E402
 from koroberta.train.flops import flops_per_token, gpu_peak_flops, mfu, shape_from_config  # noqa: E402

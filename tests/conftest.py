@@ -88,7 +88,7 @@ def tiny_vocab(tmp_path_factory) -> Path:
     """spm.model (unigram, 2000 pieces, XLM-R specials) + dict.txt in the koroberta layout."""
     import sentencepiece as spm
 
-    from koroberta.spm.layout import SPM_SPECIALS, load_vocab
+    from koroberta.layout import SPM_SPECIALS, load_vocab
 
     out = tmp_path_factory.mktemp("tiny_vocab")
     lines = [l for d in read_docs()[:70] for l in d]
@@ -167,7 +167,8 @@ def kowiki_train_text(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def kowiki_vocab(tmp_path_factory, kowiki_train_text) -> Path:
     """A koroberta vocab (spm unigram 3,000, 1 thread) trained on the first 2,400 lines."""
-    from koroberta.spm import SpmConfig, train_vocab
+    from koroberta.spm.config import SpmConfig
+    from koroberta.spm.train import train_vocab
 
     return train_vocab(SpmConfig(vocab_size=3000, threads=1), kowiki_train_text,
                        tmp_path_factory.mktemp("spm_vocab") / "spm")

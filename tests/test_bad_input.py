@@ -332,10 +332,10 @@ def test_tokenizer_save_onto_a_full_disk_is_an_os_error(tiny_vocab, tmp_path):
     OSError StageOutput maps to the one-line error. /dev/full refuses every write with ENOSPC, in-process."""
     import errno
 
-    from koroberta.convert import export_tokenizer
+    from koroberta.convert.export import export_tokenizer
     from koroberta.convert.vocab import resolve_vocab
     from koroberta.errors import rust_write_errors
-    from koroberta.spm.layout import read_dict_symbols
+    from koroberta.layout import read_dict_symbols
 
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")

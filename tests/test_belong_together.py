@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from koroberta.spm import SpmConfig, train_vocab
+from koroberta.spm.config import SpmConfig
+from koroberta.spm.train import train_vocab
 
 from cli_errors import main_error
 

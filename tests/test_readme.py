@@ -389,7 +389,7 @@ SAMPLE = """\
 ```
 a ─ b ─ c
 ```
-Run `make demo`, not `koroberta/spm/layout.py`; see `scripts/` and | `NGPU=2 scripts/x.sh A B` | table |.
+Run `make demo`, not `koroberta/layout.py`; see `scripts/` and | `NGPU=2 scripts/x.sh A B` | table |.
 Set `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`, then `koroberta train c.yaml
 --ngpus 2` (wrapped) and `srun`.
 

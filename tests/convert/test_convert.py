@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from koroberta.artifacts import read_manifest
-from koroberta.convert import ConvertConfig, convert
+from koroberta.convert.config import ConvertConfig
+from koroberta.convert.export import convert
 from koroberta.hfcompat import import_transformers
 from koroberta.errors import DependencyError, InputError, KorobertaError, OutputError, ParityError
 
@@ -65,7 +66,7 @@ def test_export_files_config_and_parity(export, tiny_vocab):
 
 
 def test_hf_loaders_and_fill_mask(export, tiny_vocab):
-    from koroberta.spm.layout import load_vocab
+    from koroberta.layout import load_vocab
 
     out, _ = export
     tf = import_transformers()
@@ -173,7 +174,7 @@ def test_translation_checkpoint_is_refused(tmp_path, tiny_vocab):
 def test_vocab_of_another_size_is_refused(tmp_path, tiny_checkpoint, tiny_split):
     import sentencepiece as spm
 
-    from koroberta.spm.layout import SPM_SPECIALS, load_vocab
+    from koroberta.layout import SPM_SPECIALS, load_vocab
 
     v = tmp_path / "v"
     v.mkdir()
@@ -261,7 +262,7 @@ def test_convert_checks_the_recorded_legacy_map(legacy, tiny_split, tmp_path):
     """`spm import-legacy` writes legacy_map.json; convert reads it and refuses a dict swapped after the import."""
     import shutil
 
-    from koroberta.spm import import_legacy
+    from koroberta.spm.legacy import import_legacy
 
     ckpt, vocab = legacy
     imported = import_legacy(vocab / "spm.model", vocab / "dict.txt", tmp_path / "imported")

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 
 from koroberta.cli import main
-from koroberta.convert import ConvertConfig, convert, export_tokenizer
+from koroberta.convert.config import ConvertConfig
+from koroberta.convert.export import convert, export_tokenizer
 from koroberta.convert.vocab import resolve_vocab
-from koroberta.spm import SpmConfig, train_vocab
-from koroberta.spm.layout import SPM_SPECIALS, UNK, load_processor, load_vocab
+from koroberta.spm.config import SpmConfig
+from koroberta.spm.train import train_vocab
+from koroberta.layout import SPM_SPECIALS, UNK, load_processor, load_vocab
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 #: whitespace at a line's edges and inside it, which spm strips/collapses only as ' ' (after its charsmap)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from koroberta.convert import ConvertConfig, convert
+from koroberta.convert.config import ConvertConfig
+from koroberta.convert.export import convert
 from koroberta.errors import ConfigError
 from koroberta.pipeline import format_summary
 

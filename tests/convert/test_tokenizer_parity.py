@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from koroberta.spm.layout import UNK  # spm <unk> (id 0) is fairseq/HF <unk> (id 3); every other piece is spm id + 1
+from koroberta.layout import UNK  # spm <unk> (id 0) is fairseq/HF <unk> (id 3); every other piece is spm id + 1
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -41,10 +41,10 @@ def _nsmc_docs() -> list[str]:
 def tokenizers(kowiki_vocab, tmp_path_factory):
     import sentencepiece as spm
 
-    from koroberta.convert import export_tokenizer
+    from koroberta.convert.export import export_tokenizer
     from koroberta.hfcompat import import_transformers
     from koroberta.convert.vocab import resolve_vocab
-    from koroberta.spm.layout import load_vocab
+    from koroberta.layout import load_vocab
 
     rows = len(load_vocab(kowiki_vocab / "spm.model").fairseq_symbols())
     out = tmp_path_factory.mktemp("tok")

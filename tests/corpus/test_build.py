@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from koroberta.artifacts import read_manifest
-from koroberta.corpus import CorpusConfig, build_corpus
+from koroberta.corpus.build import build_corpus
+from koroberta.corpus.config import CorpusConfig
 from koroberta.corpus.steps import assign_split, clean, extract, sentences, split
 
 CFG = CorpusConfig(valid_fraction=0.1, test_fraction=0.1, report=False)

@@ -230,7 +230,7 @@ def test_not_xml_empty_and_other_wiki(tmp_path, tiny_dump):
 
 
 def test_foreign_file_in_output_dir(tmp_path, tiny_dump):
-    from koroberta.corpus import build_corpus
+    from koroberta.corpus.build import build_corpus
 
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "notes.txt").write_text("mine")

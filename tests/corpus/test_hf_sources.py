@@ -24,7 +24,9 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from koroberta.artifacts import read_manifest  # noqa: E402
 from koroberta.cli import main as cli_main  # noqa: E402
-from koroberta.corpus import CorpusConfig, build_corpus, parquet_out  # noqa: E402
+from koroberta.corpus import parquet_out  # noqa: E402
+from koroberta.corpus.build import build_corpus
+from koroberta.corpus.config import CorpusConfig
 from koroberta.corpus.sources import ReadStats, detect_format, iter_source  # noqa: E402
 from koroberta.corpus.steps import assign_split, clean, extract, sentences, split  # noqa: E402
 

@@ -40,7 +40,7 @@ MARKER = "취소선시험문구"  # the struck-through text: not in the fixture'
 
 # -- the cleaner itself -----------------------------------------------------------------------------------------------
 def test_special_literals_are_the_tokenizer_specials():
-    from koroberta.spm.layout import FAIRSEQ_SPECIALS, MASK
+    from koroberta.layout import FAIRSEQ_SPECIALS, MASK
 
     # the export adds exactly FAIRSEQ_SPECIALS + <mask> as special tokens (convert.vocab.build_tokenizer); the e2e
     # test below also compares with the exported tokenizer's own list
@@ -128,12 +128,15 @@ def chain(tmp_path_factory):
     import io
     from contextlib import redirect_stdout
 
-    from koroberta.convert import ConvertConfig, convert
-    from koroberta.corpus import build_corpus
+    from koroberta.convert.config import ConvertConfig
+    from koroberta.convert.export import convert
+    from koroberta.corpus.build import build_corpus
     from koroberta.corpus.config import CorpusConfig
-    from koroberta.preprocess import PreprocessConfig, preprocess
-    from koroberta.spm import SpmConfig, train_vocab
-    from koroberta.train import train
+    from koroberta.preprocess.build import preprocess
+    from koroberta.preprocess.config import PreprocessConfig
+    from koroberta.spm.config import SpmConfig
+    from koroberta.spm.train import train_vocab
+    from koroberta.train.launch import train
     from koroberta.train.config import TrainConfig
 
     wd = tmp_path_factory.mktemp("literals")

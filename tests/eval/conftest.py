@@ -11,7 +11,8 @@ EVAL_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
 
 @pytest.fixture(scope="session")
 def eval_hf(tmp_path_factory, tiny_checkpoint, tiny_vocab) -> Path:
-    from koroberta.convert import ConvertConfig, convert
+    from koroberta.convert.config import ConvertConfig
+    from koroberta.convert.export import convert
 
     out = tmp_path_factory.mktemp("eval_hf") / "hf"
     convert(ConvertConfig(parity_lines=10, parity_sentences=2), tiny_checkpoint, tiny_vocab, out)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from koroberta.artifacts import read_json
-from koroberta.eval import EvalConfig, run_eval
+from koroberta.eval.benchmark import run_eval
+from koroberta.eval.config import EvalConfig
 
 D = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
 REPO = Path(__file__).resolve().parents[2]

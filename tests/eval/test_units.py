@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from koroberta.errors import ConfigError, InputError
-from koroberta.eval import EvalConfig
+from koroberta.eval.config import EvalConfig
 from koroberta.eval.card import BEGIN, END, update_card
 from koroberta.eval.loop import IGNORE, length_batches
 from koroberta.eval.metrics import bio_spans, classification, regression, summarize, token_classification

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from koroberta.convert import ConvertConfig, convert
+from koroberta.convert.config import ConvertConfig
+from koroberta.convert.export import convert
 from koroberta.errors import InputError, KorobertaError
 from koroberta.finetune import FinetuneConfig, finetune, metrics
 from koroberta.finetune.data import read_tsv

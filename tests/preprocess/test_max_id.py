@@ -8,7 +8,8 @@ import pytest
 
 from koroberta.artifacts import read_manifest
 from koroberta.databin import read_mmap
-from koroberta.preprocess import PreprocessConfig, preprocess
+from koroberta.preprocess.build import preprocess
+from koroberta.preprocess.config import PreprocessConfig
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,11 @@ import pytest
 
 from koroberta.artifacts import read_manifest, sha256_file
 from koroberta.errors import InputError
-from koroberta.preprocess import PreprocessConfig, binarize, encode_file, preprocess
+from koroberta.preprocess import binarize
+from koroberta.preprocess.build import encode_file, preprocess
+from koroberta.preprocess.config import PreprocessConfig
 from koroberta.databin import best_fitting_int_dtype, read_mmap, read_mmap_sizes, write_mmap_index
-from koroberta.spm.layout import EOS, OFFSET, UNK
+from koroberta.layout import EOS, OFFSET, UNK
 
 DATA_FILES = ("dict.txt", "train.bin", "train.idx", "valid.bin", "valid.idx", "test.bin", "test.idx")
 # lines that exercise every special case: unknown characters (-> <unk>), a literal <mask>, control characters and
@@ -146,7 +148,8 @@ def test_index_writer_matches_fairseq_for_every_dtype(tmp_path):
 
 
 def test_dict_from_another_spm_run_is_refused(split_dir, kowiki_vocab, tmp_path, kowiki_train_text):
-    from koroberta.spm import SpmConfig, train_vocab
+    from koroberta.spm.config import SpmConfig
+    from koroberta.spm.train import train_vocab
 
     other = train_vocab(SpmConfig(vocab_size=2600, threads=1), kowiki_train_text, tmp_path / "other")
     mixed = tmp_path / "mixed"
@@ -219,7 +222,7 @@ def test_cli_run_and_encode(split_dir, kowiki_vocab, tmp_path, capsys):
 def test_clean_chunks_pass_the_joined_dirty_check():
     """_repair searches the \\n-joined chunk first; the join itself must not count as dirty, or every chunk of two or
     more lines falls through to the per-line search."""
-    from koroberta.spm.text import _DIRTY_RE
+    from koroberta.textfile import _DIRTY_RE
 
     assert _DIRTY_RE.search("가 나\n다 라\n마") is None
     assert all(_DIRTY_RE.search(f"가{c}나") for c in ("\t", "\r", "\x0b", "\x85", "\xa0", "\u3000", "\x01"))

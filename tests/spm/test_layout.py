@@ -3,7 +3,7 @@
 import pytest
 
 from koroberta.errors import InputError
-from koroberta.spm.layout import (FAIRSEQ_SPECIALS, MASK, OFFSET, Vocab, check_dict_matches, check_pieces,
+from koroberta.layout import (FAIRSEQ_SPECIALS, MASK, OFFSET, Vocab, check_dict_matches, check_pieces,
                                   load_vocab, n_fillers)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from koroberta.errors import InputError
-from koroberta.spm import import_legacy
-from koroberta.spm.layout import MASK
+from koroberta.spm.legacy import import_legacy
+from koroberta.layout import MASK
 
 
 @pytest.fixture(scope="module")

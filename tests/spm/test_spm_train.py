@@ -9,8 +9,9 @@ import pytest
 
 from koroberta.artifacts import read_manifest, sha256_file
 from koroberta.errors import ConfigError, InputError
-from koroberta.spm import SpmConfig, train_vocab
-from koroberta.spm.layout import MASK, OFFSET, check_dict_matches
+from koroberta.spm.config import SpmConfig
+from koroberta.spm.train import train_vocab
+from koroberta.layout import MASK, OFFSET, check_dict_matches
 
 
 def test_outputs_follow_layout(kowiki_vocab, kowiki_train_text):

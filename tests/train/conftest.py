@@ -2,7 +2,7 @@
 
 import pytest
 
-from koroberta.train import train
+from koroberta.train.launch import train
 from koroberta.train.config import TrainConfig
 
 from train_tiny import TINY

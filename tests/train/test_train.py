@@ -16,7 +16,7 @@ import yaml
 from koroberta.artifacts import StageOutput, read_manifest
 from koroberta.databin import data_fingerprint
 from koroberta.errors import ConfigError
-from koroberta.train import is_trained, train
+from koroberta.train.launch import is_trained, train
 from koroberta.train.cli import main as cli_main
 from koroberta.train.config import TrainConfig
 from koroberta.train.logs import parse_log
@@ -175,7 +175,7 @@ def test_cli_dry_run_errors_and_report(tiny_databin, tmp_path, capsys):
 
 
 def test_supersede_moves_old_run_aside(tmp_path):
-    from koroberta.train import supersede_checkpoints
+    from koroberta.train.launch import supersede_checkpoints
 
     save = tmp_path / "ckpt"
     (save / "tensorboard").mkdir(parents=True)

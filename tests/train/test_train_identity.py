@@ -19,7 +19,7 @@ import torch
 from koroberta.artifacts import read_manifest
 from koroberta.databin import data_fingerprint
 from koroberta.errors import ConfigError
-from koroberta.train import checkpoint_updates, is_trained, train
+from koroberta.train.launch import checkpoint_updates, is_trained, train
 from koroberta.train.config import TrainConfig
 
 from train_tiny import TINY

@@ -13,7 +13,7 @@ import yaml
 from koroberta.cli import main
 from koroberta.databin import data_fingerprint
 from koroberta.errors import ConfigError
-from koroberta.train import _failure_cause, _failure_error, _stopped_early_error, train
+from koroberta.train.launch import _failure_cause, _failure_error, _stopped_early_error, train
 from koroberta.train.config import TrainConfig
 from koroberta.train.preflight import TRAIN_STATE, run_identity
 

@@ -13,7 +13,8 @@ from koroberta.artifacts import read_json, read_manifest, sha256_file
 from koroberta.convert.checkpoint import load_checkpoint
 from koroberta.convert.vocab import check_trained_with, resolve_vocab
 from koroberta.errors import InputError
-from koroberta.spm import SpmConfig, train_vocab
+from koroberta.spm.config import SpmConfig
+from koroberta.spm.train import train_vocab
 from koroberta.train.preflight import TRAIN_STATE
 
 
