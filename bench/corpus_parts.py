@@ -21,7 +21,7 @@ from pathlib import Path
 from koroberta.corpus import sources
 from koroberta.corpus import wikitext as W
 from koroberta.corpus.config import CorpusConfig
-from koroberta.corpus.steps import _doc_json
+from koroberta.corpus.steps import doc_json
 
 
 def cpu() -> float:
@@ -75,7 +75,7 @@ def main() -> None:
         rec("wikitext_to_lines (all)", cpu() - t)
         t = cpu()
         for p, ls in zip(pages, out):
-            _doc_json(0, p.id, p.title, "\n".join(ls))
+            doc_json(0, p.id, p.title, "\n".join(ls))
         rec("json", cpu() - t)
     bz = best.get("bz2 (indexed_bzip2, 1 thread)", best["bz2 (stdlib)"])  # the decoder iter_dump uses
     best["xml"] = best["iter_dump (bz2 + xml)"] - bz

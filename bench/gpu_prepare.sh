@@ -96,7 +96,7 @@ for f in files.values():
 print(f"[prepare] split: {docs} documents, train {nbytes / 1e6:.1f} MB", file=sys.stderr)
 EOF
     # a >= 40-update throughput run of the recipe batch (131k tokens/update) then stays inside one epoch
-    nice "$PY" -m koroberta spm train --train-text "$WORK/split/train.txt" --out "$WORK/vocab" \
+    nice "$PY" -m koroberta spm train "$WORK/split/train.txt" "$WORK/vocab" \
         --vocab-size 32000 --input-sentence-size "$SPM_SAMPLE" --threads "$THREADS"
     rm -rf "$DATA/data-bin"
     nice "$PY" -m koroberta preprocess run "$WORK/split" "$WORK/vocab" "$DATA/data-bin" --workers "$THREADS" \

@@ -312,7 +312,7 @@ EOF
         say "convert on the CPU (parity: 1,000 lines' ids, 16 sentences' logits) ..."
         echo "===== koroberta convert =====" >> "$OUT/correctness.log"
         CUDA_VISIBLE_DEVICES="" timeout -k 10 "$(capped 150)" "$PY" -m koroberta convert "$save/checkpoint_last.pt" \
-            "$hf" --vocab-dir "$DATA/data-bin" --parity-text "$DATA/parity.txt" --model-name koroberta-gpu-check \
+            "$DATA/data-bin" "$hf" --parity-text "$DATA/parity.txt" --model-name koroberta-gpu-check \
             >> "$OUT/correctness.log" 2>&1
         rc=$?
         parity=$(tail -1 "$OUT/correctness.log")

@@ -39,8 +39,8 @@ def main() -> None:
     for ck in sorted(a.checkpoints, key=updates):
         with tempfile.TemporaryDirectory() as tmp:
             hf = Path(tmp) / "hf"
-            r = subprocess.run([str(ROOT / ".venv/bin/koroberta"), "convert", ck, str(hf), "--vocab-dir",
-                                str(wd / "spm"), "--no-parity"], capture_output=True, text=True)
+            r = subprocess.run([str(ROOT / ".venv/bin/koroberta"), "convert", ck, str(wd / "spm"), str(hf),
+                                "--no-parity"], capture_output=True, text=True)
             if r.returncode != 0:
                 sys.exit(f"mlm_curve: {ck}: convert failed: {r.stderr.strip().splitlines()[-1]}")
             c = masked_lm_check(hf, wd / "corpus/split/valid.txt", wd / "data-bin", max_lines=a.lines,

@@ -6,6 +6,9 @@ Every stage defines a ``@dataclass`` subclass of :class:`Config` (``koroberta/<s
   and key — a typo must never silently fall back to a default),
 * generates its CLI options (``add_arguments``: ``--vocab-size 32000``; booleans are ``--flag/--no-flag``, never
   ``type=bool``),
+* takes ``--set SECTION.KEY=VALUE`` overrides of a whole config file (``apply_overrides`` on the loaded mapping,
+  before any dataclass is built, so they pass the same validation; ``resolve_config`` names the override in an
+  error), and prints back as annotated YAML (``annotated_yaml``: ``koroberta config show``),
 * is serialised into every manifest (``to_dict``), and
 * classifies every field as **identity** or **run-time** (``IDENTITY`` / ``RUNTIME`` class tuples, one place per
   stage): identity fields can change the stage's output bytes and key its completion marker (``identity()``);
@@ -133,7 +136,11 @@ class Config:
             try:
                 setattr(self, f.name, _coerce(value, hints[f.name], f"{type(self).__name__}.{f.name}"))
             except ConfigError as e:
-                raise with_fields(e, (f.name,)) from None
+                # a nested config's error keeps the key inside it (train.lr, not just train): a --set override
+                # is blamed by that path
+                nested = dataclasses.is_dataclass(_unwrap_optional(hints[f.name])[0])
+                inner = getattr(e, "paths", ()) if nested else ()
+                raise with_fields(e, (f.name,), paths=tuple(f"{f.name}.{p}" for p in inner) or None) from None
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices and getattr(self, f.name) is not None:
                 raise with_fields(ConfigError(f"{self._section()}.{f.name}={getattr(self, f.name)!r} is not one of "
@@ -178,8 +185,10 @@ class Config:
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(names), n=1)
             fix = f"rename {unknown[0]} to {close[0]}" if close else "remove it (the valid keys are listed)"
-            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} in section "
-                              f"'{cls._section()}'; valid keys: {', '.join(sorted(names))}", fix=fix)
+            e = ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} in section "
+                            f"'{cls._section()}'; valid keys: {', '.join(sorted(names))}", fix=fix)
+            e.paths = tuple(unknown)  # type: ignore[attr-defined]
+            raise e
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -290,9 +299,13 @@ class Config:
             raise ConfigError(f"{source}: {e}", fix=fix) from None
 
 
-def with_fields(e: ConfigError, fields: typing.Sequence[str]) -> ConfigError:
-    """``e`` tagged with the config fields it is about (``e.fields``), for :meth:`Config.from_args` to blame."""
+def with_fields(e: ConfigError, fields: typing.Sequence[str],
+                paths: typing.Sequence[str] | None = None) -> ConfigError:
+    """``e`` tagged with the config fields it is about (``e.fields``), for :meth:`Config.from_args` to blame, and
+    with their dotted key paths from the outermost config (``e.paths``, default: ``fields``), for
+    :func:`resolve_config` to blame a ``--set`` override."""
     e.fields = tuple(fields)  # type: ignore[attr-defined]
+    e.paths = tuple(paths) if paths is not None else e.fields  # type: ignore[attr-defined]
     return e
 
 
@@ -457,3 +470,243 @@ def _yaml_syntax_error(p: Path, text: str, e: Any) -> ConfigError:
         fix = (f"correct line {line}: the keys of one section are indented by the same number of spaces, "
                f"one `key: value` per line")
     return ConfigError(f"invalid YAML: {problem}{ctx}", path=where, fix=fix)
+
+
+# -- command-line overrides of a whole config file (`--set train.lr=3e-4`) -------------------------------------------
+_SET_FORM = ("write it as SECTION.KEY=VALUE, e.g. --set train.lr=3e-4 (a top-level key has no section: "
+             "--set workdir=runs/x)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Override:
+    """One command-line override of a config file: the key path (``("train", "lr")``), the value, and the words the
+    user typed (``--set train.lr=3e-4``, ``--workers 4``), which every error about it names."""
+
+    key: tuple[str, ...]
+    value: Any
+    shown: str
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.key)
+
+
+def parse_override(item: str) -> Override:
+    """``SECTION.KEY=VALUE`` (``--set``'s argument) -> :class:`Override`. The key is split on dots; the value, all
+    after the first ``=``, is read as YAML (``yaml.safe_load``) exactly as the same text in the file would be:
+    ``3e-4``, ``[0.9, 0.98]``, ``{valid_fraction: 0.01}``, ``null``; an empty value is null, as ``key:`` is."""
+    import shlex
+
+    import yaml
+
+    shown = f"--set {shlex.quote(item)}"
+    key, sep, text = item.partition("=")
+    parts = tuple(p.strip() for p in key.split("."))
+    if not sep:
+        raise ConfigError(f"{shown}: no '=' in it; an override is KEY=VALUE", fix=_SET_FORM)
+    if not key.strip():
+        raise ConfigError(f"{shown}: the key before '=' is empty", fix=_SET_FORM)
+    if not all(parts):
+        raise ConfigError(f"{shown}: the key {key.strip()!r} has an empty part between dots", fix=_SET_FORM)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{shown}: the value {text!r} is not valid YAML ({problem})",
+                          fix="give a YAML value: 3e-4, text, [0.9, 0.98] for a list, {key: value} for a mapping; "
+                              "quote the whole item for the shell ('--set KEY=VALUE')") from None
+    return Override(parts, value, shown)
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: typing.Iterable[str | Override], *,
+                    file: str | Path | None = None) -> dict[str, Any]:
+    """A copy of the loaded YAML mapping ``data`` with ``overrides`` (``--set`` strings or :class:`Override`) applied
+    in order, so a later override of the same key wins. They act on the mapping, before any dataclass is built: the
+    result goes through the very same validation as the file.
+
+    A missing (or null) section on the way is created; a mapping value merges into a mapping already there (keys it
+    does not name keep the file's values: ``--set 'corpus={valid_fraction: 0.01}'`` does not reset the rest of the
+    section to the defaults); any other value replaces. A key path through something that is not a mapping (``--set
+    workers.x=1`` while the file says ``workers: 0``) is a one-line error naming the override and ``file``."""
+    import copy
+
+    out = copy.deepcopy(dict(data))
+    for o in overrides:
+        o = parse_override(o) if isinstance(o, str) else o
+        node = out
+        for i, part in enumerate(o.key[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif isinstance(child, Mapping):
+                child = node[part] = dict(child)
+            else:
+                at = ".".join(o.key[: i + 1])
+                if _lookup(data, at) != child:
+                    where = " (set by an earlier override)"
+                else:
+                    where = f" in {file}" if file is not None else ""
+                raise ConfigError(f"{o.shown}: {at} is {child!r}{where}, not a section with keys",
+                                  fix=f"set {at} itself (--set {at}=VALUE), or name a key inside a section")
+            node = child
+        last, value = o.key[-1], copy.deepcopy(o.value)
+        node[last] = _merged(node[last], value) if isinstance(value, Mapping) and isinstance(
+            node.get(last), Mapping) else value
+    return out
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def resolve_config(cls: type[C], data: Mapping[str, Any], overrides: typing.Sequence[str | Override] = (), *,
+                   file: str | Path) -> C:
+    """``cls`` built from a whole config file's mapping ``data`` (read from ``file``) with command-line
+    ``overrides`` applied (:func:`apply_overrides`).
+
+    An invalid value is reported where it came from, with the wording of the check: the override that set it
+    (``--set train.lr=-1: train: lr=-1.0 must be > 0 — fix: correct --set train.lr=-1 ...``), else the file
+    (``FILE: train: ...``). Blamed are the overrides whose key is, contains or lies inside a key the failed check
+    is about (``e.paths``); when the check names none, the overrides without which the error changes -- and only
+    when the file alone is valid."""
+    ovs = [parse_override(o) if isinstance(o, str) else o for o in overrides]
+    merged = apply_overrides(data, ovs, file=file)
+    try:
+        return cls.from_dict(merged, source="top level")
+    except ConfigError as e:
+        raise _located(cls, e, data, ovs, file) from None
+
+
+def _located(cls: type[Config], e: ConfigError, data: Mapping[str, Any], ovs: list[Override],
+             file: str | Path) -> ConfigError:
+    """The one-line error for ``e``, raised by the config of ``data`` (from ``file``) with ``ovs`` applied."""
+    effective = list({o.dotted: o for o in ovs}.values())  # a later override of the same key replaced the earlier
+    paths = getattr(e, "paths", ())
+
+    def overlaps(key: str, path: str) -> bool:
+        return key == path or path.startswith(key + ".") or key.startswith(path + ".")
+
+    culprits = [o for o in effective if any(overlaps(o.dotted, p) for p in paths)]
+    if not culprits and effective:
+        culprits = _override_culprits(cls, data, effective, str(e))
+    has_fix = "— fix:" in str(e)
+    if not culprits:
+        if has_fix or not paths:
+            return ConfigError(f"{file}: {e}", fix=None if has_fix else f"correct {file}")
+        p = paths[0]
+        verb = "correct" if _lookup(data, p) is not _ABSENT else "set"
+        return ConfigError(f"{file}: {e}", fix=f"{verb} {p} in {file}, or override it with --set {p}=VALUE")
+    shown = ", ".join(o.shown for o in culprits)
+    if has_fix:
+        return ConfigError(f"{shown}: {e}")
+    others = [p for p in paths if not any(overlaps(o.dotted, p) for o in culprits)]
+    if others:
+        also = " / ".join(f"{p} ({'its value in ' + str(file) if _lookup(data, p) is not _ABSENT else 'the default'}"
+                          f" does not fit: --set {p}=VALUE)" for p in others)
+        return ConfigError(f"{shown}: {e}", fix=f"correct {' / '.join(o.shown for o in culprits)}, or change {also}")
+    instead = " / ".join("the value in " + str(file) if _lookup(data, o.dotted) is not _ABSENT else "the default"
+                         for o in culprits)
+    it = "it" if len(culprits) == 1 else "them"
+    return ConfigError(f"{shown}: {e}",
+                       fix=f"correct {' / '.join(o.shown for o in culprits)} (or leave {it} out to use {instead})")
+
+
+def _override_culprits(cls: type[Config], data: Mapping[str, Any], effective: list[Override],
+                       error: str) -> list[Override]:
+    """The overrides that make a check naming no overridden key fail with ``error``: [] when the file alone fails
+    the same way; else those whose removal changes the error, else each that fails on top of the file alone."""
+    def fails(ovs: list[Override]) -> str | None:
+        try:
+            cls.from_dict(apply_overrides(data, ovs), source="top level")
+        except ConfigError as err:
+            return str(err)
+        return None
+
+    if fails([]) == error:
+        return []
+    changed = [o for o in effective if fails([x for x in effective if x is not o]) != error]
+    return changed or [o for o in effective if fails([o]) is not None] or effective
+
+
+_ABSENT = object()
+
+
+def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted key path of a loaded YAML mapping, or ``_ABSENT``."""
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+# -- the resolved config as YAML, every field annotated ----------------------------------------------------------------
+IDENTITY_CLASS, RUNTIME_CLASS = "identity", "run-time"
+LATER_DEFAULT_CLASS = "identity (left out of the identity at this value)"
+
+
+def field_class(cls: type[Config], name: str, value: Any) -> str:
+    """How field ``name`` of ``cls`` at ``value`` counts: identity, run-time, or a LATER_IDENTITY field at the
+    value that leaves it out of the identity (so a change of it still reruns the stage)."""
+    if name in cls.RUNTIME:
+        return RUNTIME_CLASS
+    return LATER_DEFAULT_CLASS if cls.at_later_default(name, value) else IDENTITY_CLASS
+
+
+def field_classes(cfg: Config, prefix: str = "") -> dict[str, str]:
+    """``{dotted key: class}`` for every leaf field of ``cfg`` (nested configs by their fields)."""
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, Config):
+            out.update(field_classes(v, f"{prefix}{f.name}."))
+        else:
+            out[prefix + f.name] = field_class(type(cfg), f.name, v)
+    return out
+
+
+def yaml_value(value: Any) -> str:
+    """``value`` as one line of YAML flow syntax that reads back as the same value (strings YAML would take for
+    something else are quoted: ``'yes'``, ``'1.0'``)."""
+    import yaml
+
+    def plain(v: Any) -> Any:  # safe_dump has no tuples, Paths
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, Mapping):
+            return {str(k): plain(x) for k, x in v.items()}
+        return str(v) if isinstance(v, Path) else v
+
+    text = yaml.safe_dump([plain(value)], default_flow_style=True, allow_unicode=True, width=2**31 - 1,
+                          sort_keys=False).strip()
+    return text[1:-1]  # the one item of the list: a list is how safe_dump writes a bare scalar without `...`
+
+
+def annotated_yaml(cfg: Config, *, header: typing.Sequence[str] = (),
+                   section_note: typing.Callable[[str, Config], str | None] | None = None) -> str:
+    """``cfg`` (all fields, defaults included) as YAML that :func:`load_yaml` + ``from_dict`` take back as the same
+    config, each field with its class (:func:`field_class`) as a trailing comment. ``header`` lines become leading
+    comments; ``section_note(name, section)`` a comment line above each top-level section (a nested config)."""
+    rows: list[tuple[str, str | None]] = [(f"# {h}" if h else "#", None) for h in header]
+
+    def walk(c: Config, indent: str) -> None:
+        for f in dataclasses.fields(c):
+            v = getattr(c, f.name)
+            if isinstance(v, Config):
+                note = section_note(f.name, v) if section_note is not None and not indent else None
+                if not indent:
+                    rows.append(("", None))
+                if note:
+                    rows.append((f"{indent}# {note}", None))
+                rows.append((f"{indent}{f.name}:", None if not indent else field_class(type(c), f.name, v)))
+                walk(v, indent + "  ")
+            else:
+                rows.append((f"{indent}{f.name}: {yaml_value(v)}", field_class(type(c), f.name, v)))
+
+    walk(cfg, "")
+    width = min(max((len(t) for t, c in rows if c), default=0), 56)
+    return "\n".join(f"{t.ljust(width)}  # {c}" if c else t for t, c in rows) + "\n"

@@ -39,7 +39,7 @@ from koroberta.config import Config, available_cpus, load_yaml, option
 from koroberta.convert.config import ConvertConfig
 from koroberta.corpus.build import check_source
 from koroberta.corpus.config import CorpusConfig
-from koroberta.errors import ConfigError, InputError
+from koroberta.errors import ConfigError, DependencyError, InputError
 from koroberta.finetune.config import FinetuneConfig
 from koroberta.preprocess.config import PreprocessConfig
 from koroberta.spm.config import SpmConfig
@@ -86,13 +86,25 @@ class PipelineConfig(Config):
         return self.workers or available_cpus()
 
     @classmethod
-    def load(cls, path: str | Path, **overrides: Any) -> "PipelineConfig":
-        data = load_yaml(path)
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls.from_dict(data, source="top level")  # the except below puts the file name in front
-        except ConfigError as e:
-            raise ConfigError(f"{path}: {e}") from None
+    def load(cls, path: str | Path, overrides: tuple[Any, ...] | list[Any] = (),
+             **shorthands: Any) -> "PipelineConfig":
+        """The config file ``path`` with ``overrides`` (``--set`` items: ``"train.lr=3e-4"``, or
+        :class:`~koroberta.config.Override`) applied to its mapping before validation, so an override is checked
+        exactly as the file is and its errors name it (:func:`~koroberta.config.resolve_config`). ``shorthands``
+        (``workdir=``, ``workers=``, ``source=``: ``koroberta run``'s ``--workdir`` ...; None = not given) are
+        top-level overrides applied before ``overrides``, so a ``--set`` of the same key wins."""
+        from koroberta.config import Override, resolve_config
+
+        given = [Override((k,), v, f"--{k.replace('_', '-')} {v}") for k, v in shorthands.items() if v is not None]
+        return resolve_config(cls, load_yaml(path), [*given, *overrides], file=path)
+
+    def stage_identities(self) -> dict[str, str]:
+        """sha256 of each stage section's identity: what that stage's completion keys on, so a change that moves
+        one of these reruns that stage (and later stages only where the bytes they read change)."""
+        from koroberta.artifacts import sha256_json
+
+        return {f.name: sha256_json(getattr(self, f.name).identity()) for f in dataclasses.fields(self)
+                if isinstance(getattr(self, f.name), Config)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +116,9 @@ class Step:
     out: str
     inputs: Callable[[PipelineConfig, Path], dict[str, Optional[Path]]]
     enabled: Callable[[PipelineConfig], bool] = lambda cfg: True
+    #: Python packages the stage imports: checked for every step of a run before the first one starts, so a missing
+    #: fairseq fails in the first second, not after the corpus and vocabulary took an hour
+    requires: tuple[str, ...] = ()
 
 
 def _opt(p: Optional[str]) -> Optional[Path]:
@@ -112,16 +127,36 @@ def _opt(p: Optional[str]) -> Optional[Path]:
 
 #: the pipeline: every step runs ``koroberta.<stage>.stage.run(cfg.<stage>, inputs, workdir/out)``
 STEPS: tuple[Step, ...] = (
-    Step("corpus", "corpus", lambda c, wd: {"source": Path(c.source)}),
-    Step("spm", "spm", lambda c, wd: {"train_text": wd / "corpus" / "split" / "train.txt"}),
-    Step("preprocess", "data-bin", lambda c, wd: {"split_dir": wd / "corpus" / "split", "vocab_dir": wd / "spm"}),
-    Step("train", "checkpoints", lambda c, wd: {"data_bin": wd / "data-bin", "spm_model": wd / "spm" / "spm.model"}),
+    Step("corpus", "corpus", lambda c, wd: {"source": Path(c.source)}, requires=("kss", "pyarrow")),
+    Step("spm", "spm", lambda c, wd: {"train_text": wd / "corpus" / "split" / "train.txt"},
+         requires=("sentencepiece",)),
+    Step("preprocess", "data-bin", lambda c, wd: {"split_dir": wd / "corpus" / "split", "vocab_dir": wd / "spm"},
+         requires=("sentencepiece", "numpy")),
+    Step("train", "checkpoints", lambda c, wd: {"data_bin": wd / "data-bin", "spm_model": wd / "spm" / "spm.model"},
+         requires=("torch", "fairseq")),
     Step("convert", "hf", lambda c, wd: {"checkpoint": wd / "checkpoints" / "checkpoint_last.pt",
-                                        "vocab_dir": wd / "spm", "parity_text": wd / "corpus" / "split" / "valid.txt"}),
+                                        "vocab_dir": wd / "spm", "parity_text": wd / "corpus" / "split" / "valid.txt"},
+         requires=("torch", "fairseq", "transformers", "tokenizers", "safetensors")),
     Step("finetune", "finetune-nsmc", lambda c, wd: {"model_dir": wd / "hf", "train_tsv": _opt(c.nsmc_train),
                                                     "test_tsv": _opt(c.nsmc_test)},
-         enabled=lambda c: bool(c.nsmc_train)),
+         enabled=lambda c: bool(c.nsmc_train), requires=("torch", "transformers")),
 )
+
+
+def check_requirements(steps: tuple[Step, ...] | list[Step]) -> None:
+    """Refuse a run whose steps need a package that is not installed, naming the stage, before any step starts.
+    ``find_spec`` looks the package up without importing it (importing torch and fairseq takes seconds)."""
+    import importlib.util
+
+    missing = {}
+    for step in steps:
+        for pkg in step.requires:
+            if importlib.util.find_spec(pkg) is None:
+                missing.setdefault(pkg, []).append(step.stage)
+    if missing:
+        what = "; ".join(f"{pkg} (for {', '.join(stages)})" for pkg, stages in missing.items())
+        raise DependencyError(f"not installed: {what}",
+                              fix="run `make setup` (or scripts/setup_env.sh) to install the pinned dependencies")
 assert tuple(s.stage for s in STEPS) == STAGES
 
 
@@ -140,13 +175,13 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
     wd.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"name": cfg.name, "workdir": str(wd), "stages": {}}
     timings: dict[str, float] = {}
+    steps = [s for s in STEPS[: STAGES.index(until) + 1] if s.enabled(cfg)]
+    check_requirements(steps)
     opts = RunOptions(workers=cfg.n_workers)
     stage_opts = {"train": TrainOptions(workers=cfg.n_workers, restart=restart, extend=extend)}
     logs = StageLogs(wd / "logs")
     try:
-        for step in STEPS[: STAGES.index(until) + 1]:
-            if not step.enabled(cfg):
-                continue
+        for step in steps:
             logs.switch(step.stage)
             log.info("=== stage %s === (full log: %s)", step.stage, logs.path(step.stage))
             t = time.perf_counter()
@@ -287,10 +322,23 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("             (every proposal is one of the 20 most frequent training tokens -- particles and "
                      "punctuation: the model answers with frequencies here; judge it by the line above)")
     if f := st.get("finetune"):
-        def r4(v: Any) -> Any:
-            return round(v, 4) if isinstance(v, float) else "?" if v is None else v
-        lines.append(f"  finetune   NSMC accuracy {r4(f.get('accuracy'))}, F1 {r4(f.get('f1'))} "
-                     f"({f.get('eval_split', 'dev')}; train {f.get('n_train', '?')}, dev {f.get('n_dev', '?')})")
+        scored = f.get("summary") or {}
+        split = "test" if "test" in scored else "dev"  # the held-out file when there is one
+        n_seeds, examples = len(f.get("seeds") or ()), f.get("examples") or {}
+
+        def figure(metric: str) -> str:
+            s = scored.get(split, {}).get(metric) or {}
+            if s.get("mean") is None:
+                return "?"
+            # one seed has no spread to show: its std is 0 by definition, not a measured 0
+            return f"{s['mean']:.4f}" + (f" ± {s['std']:.4f}" if n_seeds > 1 and s.get("std") is not None else "")
+
+        def rows(k: str) -> str:
+            return f"{examples[k]:,}" if isinstance(examples.get(k), int) else "?"
+
+        seeds = f"mean ± std over {n_seeds} seeds" if n_seeds > 1 else "1 seed"
+        lines.append(f"  finetune   {str(f.get('task', 'nsmc')).upper()} accuracy {figure('accuracy')}, "
+                     f"F1 {figure('f1')} ({split}, {rows(split)} rows, {seeds}; trained on {rows('train')})")
     wd = Path(summary["workdir"])
     if "convert" in st:
         lines.append(f"  model      {wd / 'hf'}  (AutoModelForMaskedLM / AutoTokenizer .from_pretrained)")
@@ -303,10 +351,17 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 # -- CLI --------------------------------------------------------------------------------------------------------------
+def _load_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The config of ``run`` / ``config show``: the file, then ``--workdir/--workers/--source``, then each ``--set``
+    in order."""
+    return PipelineConfig.load(args.config, args.set or (), workdir=args.workdir, workers=args.workers,
+                               source=args.source)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from koroberta.train.launch import ExtraArgsRefused
 
-    cfg = PipelineConfig.load(args.config, workdir=args.workdir, workers=args.workers, source=args.source)
+    cfg = _load_from_args(args)
     try:
         summary = run_pipeline(cfg, until=args.until, force=tuple(args.force or ()), restart=args.restart,
                                extend=args.extend)
@@ -323,13 +378,78 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Chain corpus -> spm -> preprocess -> train -> convert -> finetune from one YAML "
                                    "config (see configs/). A stage whose output is complete for the same config and "
                                    "inputs is skipped, so rerunning after a crash resumes.")
-    p.add_argument("config", help="YAML config, e.g. configs/demo.yaml")
-    p.add_argument("--workdir", help="override `workdir:`")
-    p.add_argument("--workers", type=int, help="override `workers:`")
-    p.add_argument("--source", help="override `source:` (e.g. the path `koroberta corpus download` printed)")
+    _add_config_arguments(p)
     p.add_argument("--until", default="finetune", choices=STAGES, help="stop after this stage")
     p.add_argument("--force", nargs="+", choices=STAGES, help="rerun these stages even if complete")
     p.add_argument("--restart", action="store_true", help="train: move checkpoints of a different run aside and "
                                                           "train from update 0 (see `koroberta train --help`)")
     p.add_argument("--extend", action="store_true", help="train: continue the checkpoints to a raised max_update")
     p.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser("config", help="show the resolved config of a run (defaults filled in, --set applied)",
+                       description="Inspect a `koroberta run` config.")
+    csub = c.add_subparsers(dest="config_command", metavar="{show}", required=True)
+    show = csub.add_parser("show", help="print the resolved config as YAML, each key marked identity or run-time",
+                           description="Print the config `koroberta run CONFIG` would use -- the file, every default "
+                                       "filled in, the overrides applied -- as YAML that `koroberta run` takes as "
+                                       "it is. Each key is marked `# identity` (a change reruns its stage) or "
+                                       "`# run-time` (a change reruns nothing); each stage section shows its "
+                                       "identity hash, so comparing two outputs shows which stages a change reruns.")
+    _add_config_arguments(show)
+    show.add_argument("--json", action="store_true", help="print JSON instead: the config, each key's class and "
+                                                         "each stage's identity sha256")
+    show.set_defaults(func=_cmd_config_show)
+
+
+def _add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The config file and its overrides: the same for ``run`` and ``config show``, so one can stand in for the
+    other on a command line."""
+    p.add_argument("config", help="YAML config, e.g. configs/demo.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any key of the config, repeatable: train.lr=3e-4, corpus.valid_fraction=0.01, "
+                        "workdir=runs/x, 'train.adam_betas=[0.9,0.98]'; the value is read as YAML and checked as the "
+                        "file's is; a later --set of the same key wins (and wins over --workdir/--workers/--source)")
+    p.add_argument("--workdir", help="override `workdir:` (= --set workdir=...)")
+    p.add_argument("--workers", type=int, help="override `workers:` (= --set workers=...)")
+    p.add_argument("--source", help="override `source:` (e.g. the path `koroberta corpus download` printed; "
+                                    "= --set source=...)")
+
+
+def format_resolved_config(cfg: PipelineConfig, *, path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                           before: Optional[PipelineConfig] = None) -> str:
+    """``koroberta config show``: ``cfg`` as YAML (:func:`koroberta.config.annotated_yaml`), every key's class as a
+    trailing comment and a comment line with each stage's identity hash. ``before`` (the file without the
+    overrides, when that alone is valid) adds which stages' identities the overrides change."""
+    from koroberta.config import annotated_yaml
+
+    hashes = cfg.stage_identities()
+    given = " ".join(overrides)
+    header = [f"koroberta config show {path}{' ' + given if given else ''}",
+              "the resolved config: defaults filled in, overrides applied; `koroberta run` takes this file as it is",
+              "`# identity`: a change reruns its stage; `# run-time`: a change reruns nothing"]
+    if before is not None and overrides:
+        old = before.stage_identities()
+        changed = [s for s in hashes if hashes[s] != old.get(s)]
+        header.append(f"the overrides change the identity of: {', '.join(changed)} (rerun; later stages too where "
+                      f"the bytes they read change)" if changed else
+                      "the overrides change no stage's identity: a completed run reruns nothing")
+    return annotated_yaml(cfg, header=header, section_note=lambda name, _: (
+        f"{name} stage identity {hashes[name][:12]}" if name in hashes else None))
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    from koroberta.config import field_classes, parse_override
+
+    cfg = _load_from_args(args)
+    given = [f"--{k} {getattr(args, k)}" for k in ("workdir", "workers", "source") if getattr(args, k) is not None]
+    given += [parse_override(item).shown for item in args.set or ()]
+    if args.json:
+        print(json.dumps({"config": cfg.to_dict(), "classes": field_classes(cfg),
+                          "stage_identity_sha256": cfg.stage_identities()}, ensure_ascii=False, indent=2))
+        return 0
+    try:  # which stages the overrides would rerun: only when the file is a valid config without them
+        before = PipelineConfig.load(args.config) if given else None
+    except ConfigError:
+        before = None
+    print(format_resolved_config(cfg, path=args.config, overrides=given, before=before), end="")
+    return 0

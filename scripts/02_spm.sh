@@ -12,4 +12,4 @@ cd "$(dirname "$0")/.."
 SPLIT_DIR=${1:-runs/koroberta/corpus/split}
 OUT_DIR=${2:-runs/koroberta/spm}
 shift $(( $# > 2 ? 2 : $# ))
-exec .venv/bin/koroberta spm train --train-text "$SPLIT_DIR/train.txt" --out "$OUT_DIR" "$@"
+exec .venv/bin/koroberta spm train "$SPLIT_DIR/train.txt" "$OUT_DIR" "$@"

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?usage: $0 RUN_DIR}
-exec .venv/bin/koroberta convert "$RUN/checkpoints/checkpoint_last.pt" "$RUN/hf" --vocab-dir "$RUN/spm" \
+exec .venv/bin/koroberta convert "$RUN/checkpoints/checkpoint_last.pt" "$RUN/spm" "$RUN/hf" \
     --parity-text "$RUN/corpus/split/valid.txt" "${@:2}"

@@ -45,7 +45,7 @@ def rescored_vocab(tmp_path_factory, tiny_vocab) -> Path:
 
 
 def _convert(ckpt: Path, vocab: Path, out: Path) -> list[str]:
-    return ["convert", str(ckpt), str(out), "--vocab-dir", str(vocab), "--no-parity", "--parity-lines", "5"]
+    return ["convert", str(ckpt), str(vocab), str(out), "--no-parity", "--parity-lines", "5"]
 
 
 def test_convert_refuses_a_vocab_of_the_same_size_from_another_run(tiny_checkpoint, tiny_databin, other_vocab,
@@ -53,7 +53,7 @@ def test_convert_refuses_a_vocab_of_the_same_size_from_another_run(tiny_checkpoi
     out = tmp_path / "hf"
     main_error(capsys, _convert(tiny_checkpoint, other_vocab, out), f"error: {other_vocab / 'dict.txt'}: ",
               f"not the vocabulary {tiny_checkpoint.name} was trained with", f"data-bin {tiny_databin}",
-              "first difference at line", f"--vocab-dir {tiny_databin}", out=out)
+              "first difference at line", f"pass {tiny_databin} as VOCAB_DIR", out=out)
     assert not out.exists()
 
 

@@ -33,3 +33,24 @@ def test_broken_pipe_is_a_quiet_exit():
             "from koroberta.cli import main\nsys.exit(main(['run', 'any.yaml']))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def _finetune_stats(seeds: list[int], test: bool) -> dict:
+    """The stats the finetune step's manifest holds (the eval harness's)."""
+    per = {"accuracy": {"mean": 0.81234, "std": 0.0123, "values": []}, "f1": {"mean": 0.8, "std": 0.02, "values": []}}
+    return {"task": "nsmc", "main_metric": "accuracy", "seeds": seeds, "device": "cpu", "precision": "fp32",
+            "examples": {"train": 3600, "dev": 400, **({"test": 1000} if test else {})},
+            "summary": {"dev": per, **({"test": {**per, "accuracy": {"mean": 0.7, "std": 0.01}}} if test else {})}}
+
+
+def test_finetune_line_reports_the_held_out_split_over_the_seeds():
+    stages = {**STAGES, "finetune": _finetune_stats([42, 43, 44], test=True)}
+    text = format_summary({"name": "x", "workdir": "runs/x", "stages": stages, "seconds": {}})
+    assert ("  finetune   NSMC accuracy 0.7000 ± 0.0100, F1 0.8000 ± 0.0200 (test, 1,000 rows, mean ± std over "
+            "3 seeds; trained on 3,600)") in text
+    stages["finetune"] = _finetune_stats([42], test=False)
+    text = format_summary({"name": "x", "workdir": "runs/x", "stages": stages, "seconds": {}})
+    # one seed: no spread to show (the demo's step)
+    assert "  finetune   NSMC accuracy 0.8123, F1 0.8000 (dev, 400 rows, 1 seed; trained on 3,600)" in text
+    stages["finetune"]["summary"]["dev"]["f1"] = {"mean": None, "std": None, "values": [None]}
+    assert "F1 ? (dev" in format_summary({"name": "x", "workdir": "runs/x", "stages": stages, "seconds": {}})

@@ -298,23 +298,25 @@ REGISTRY: dict[str, How] = {
     "koroberta corpus download downloads/ --wiki kowiki --date latest":
         How(RUN, "_journey", "+ --base-url/--checksum-base-url of a local dumps.wikimedia.org replica (no network)"),
     "koroberta corpus build DUMP OUT": How(RUN, "_journey"),
-    "koroberta spm train --train-text TRAIN_TXT --out OUT":
+    "koroberta spm train TRAIN_TEXT OUT":
         How(RUN, "_journey", "+ --vocab-size 2000 --no-hard-vocab-limit --threads 1: the fixture cannot support 32k"),
     "koroberta preprocess run SPLIT_DIR VOCAB_DIR OUT": How(RUN, "_journey"),
     "koroberta train CONFIG.yaml [DATA_BIN SAVE_DIR] [--dry-run]":
         How(RUN, "_journey", "without paths (CPU-scaled config); with paths + --dry-run on base.yaml: gpu_dry_runs"),
     "koroberta train CONFIG.yaml DATA_BIN SAVE_DIR --extend | --restart": How(RUN, "_journey", "both"),
     "koroberta train report SAVE_DIR": How(RUN, "_journey"),
-    "koroberta convert CHECKPOINT OUT --vocab-dir VOCAB_DIR --parity-text VALID_TXT": How(RUN, "_journey"),
+    "koroberta convert CHECKPOINT VOCAB_DIR OUT --parity-text VALID_TXT": How(RUN, "_journey"),
     "koroberta finetune nsmc MODEL_DIR ratings_train.txt OUT [--test-tsv ratings_test.txt]":
         How(RUN, "_journey", "with --test-tsv"),
-    "koroberta eval TASK MODEL_DIR --train FILE [--dev FILE] [--test FILE] --out DIR [--seeds 3] [--model-card]":
+    "koroberta eval TASK MODEL_DIR OUT --train FILE [--dev FILE] [--test FILE] [--seeds 3] [--model-card]":
         How(RUN, "_journey", "kornli on the eval fixtures, with --dev --seeds 3 --model-card"),
     "koroberta <stage> --help": How(RUN, "test_stage_help", "every subcommand koroberta registers"),
     "koroberta -v run ...": How(RUN, "_journey", "= koroberta -v run configs/base.yaml --until spm"),
     "koroberta": How(MENTION, "test_stage_help", "the command the venv provides"),
     "SOURCE=dump.xml.bz2 OUT=runs/corpus WORKERS=16 scripts/01_corpus.sh": How(RUN, "_journey"),
     "scripts/01_corpus.sh": How(MENTION, "test_mentioned_names", "the six stage scripts exist, executable"),
+    "koroberta STAGE [STEP] INPUT... OUT [--config FILE.yaml] [--<field> VALUE ...]":
+        How(MENTION, "test_command_line_conventions", "the shape every command's parser has; paths: tests/test_cli.py"),
     # -- GPU / node / cluster ----------------------------------------------------------------------------------------
     "koroberta train configs/base.yaml --ngpus 1 --update-freq 128": How(DRY, "gpu_dry_runs"),
     "NGPU=8 scripts/pretrain_torchrun.sh configs/base.yaml runs/base/data-bin runs/base/checkpoints":
@@ -333,6 +335,11 @@ REGISTRY: dict[str, How] = {
     "koroberta corpus download downloads/ --date latest": How(RUN, "_journey", "+ the local replica's URLs"),
     "koroberta run configs/base.yaml --until preprocess": How(RUN, "_journey", "CPU-scaled base.yaml in the sandbox"),
     "koroberta run configs/base.yaml": How(RUN, "_journey", "after training: convert + fine-tune, no retraining"),
+    # -- overriding a config from the command line -------------------------------------------------------------------
+    "koroberta config show configs/demo.yaml --set finetune.epochs=1":
+        How(RUN, "test_config_show_command", "as written, in the checkout: prints only"),
+    "koroberta run configs/demo.yaml --set finetune.epochs=1":
+        How(RUN, "test_run_with_set_after_demo", "as written, in the demo copy after make demo: only finetune reruns"),
     # -- cluster jobs (SLURM) ------------------------------------------------------------------------------------------
     "sbatch --nodes=4 scripts/pretrain.slurm configs/base.yaml runs/base/data-bin runs/base/checkpoints --update-freq 4":
         How(DRY, "gpu_dry_runs", "its batch script + --dry-run inside the 4-node x 8-GPU allocation it asks for",
@@ -345,10 +352,10 @@ REGISTRY: dict[str, How] = {
         How(CLUSTER, "tests/cluster/test_corpus_array.py::test_array_chain_fails_shard_resubmits_and_matches_one_machine_build"),
     "B=$(sbatch --parsable --dependency=afterok:$A --export=ALL,STEP=clean scripts/corpus_array.slurm)":
         How(CLUSTER, "tests/cluster/test_corpus_array.py::test_array_chain_fails_shard_resubmits_and_matches_one_machine_build"),
-    "C=$(sbatch --parsable --dependency=afterok:$B --array=0-$((N-1)) --export=ALL,STEP=split "
+    "C=$(sbatch --parsable --dependency=afterok:$B --array=0-$((N-1)) --export=ALL,STEP=sentences "
     "scripts/corpus_array.slurm)":
         How(CLUSTER, "tests/cluster/test_corpus_array.py::test_array_chain_fails_shard_resubmits_and_matches_one_machine_build"),
-    "D=$(sbatch --parsable --dependency=afterok:$C --export=ALL,STEP=merge scripts/corpus_array.slurm)":
+    "D=$(sbatch --parsable --dependency=afterok:$C --export=ALL,STEP=split scripts/corpus_array.slurm)":
         How(CLUSTER, "tests/cluster/test_corpus_array.py::test_array_chain_fails_shard_resubmits_and_matches_one_machine_build"),
     "scancel $B $C $D": How(CLUSTER, "tests/cluster/test_corpus_array.py::"
                                      "test_array_chain_fails_shard_resubmits_and_matches_one_machine_build"),
@@ -360,7 +367,7 @@ REGISTRY: dict[str, How] = {
     "koroberta corpus build": How(MENTION, "test_stage_help"),
     # -- Korean benchmarks ---------------------------------------------------------------------------------------------
     "koroberta eval": How(MENTION, "test_stage_help"),
-    "koroberta eval nsmc runs/demo/hf --train data/demo/nsmc-demo.tsv --out runs/demo/eval-nsmc --seeds 2 --epochs 1 "
+    "koroberta eval nsmc runs/demo/hf runs/demo/eval-nsmc --train data/demo/nsmc-demo.tsv --seeds 2 --epochs 1 "
     "--model-card": How(RUN, "test_eval_on_the_demo_export", "as written, in the demo copy after make demo"),
     "koroberta finetune nsmc": How(MENTION, "test_stage_help"),
     # -- tests ---------------------------------------------------------------------------------------------------------
@@ -680,13 +687,13 @@ def _journey(base: Path) -> dict:
 
     form = readme_command("koroberta train report SAVE_DIR")
     res[form] = sh(instantiate(form, {"SAVE_DIR": "runs/base/checkpoints"}), sb)
-    form = readme_command("koroberta spm train --train-text TRAIN_TXT --out OUT")
-    cmd = instantiate(form, {"TRAIN_TXT": "runs/base/corpus/split/train.txt", "OUT": "runs/spm-cli"})
+    form = readme_command("koroberta spm train TRAIN_TEXT OUT")
+    cmd = instantiate(form, {"TRAIN_TEXT": "runs/base/corpus/split/train.txt", "OUT": "runs/spm-cli"})
     res[form] = sh(cmd + " --vocab-size 2000 --no-hard-vocab-limit --threads 1", sb)
     form = readme_command("koroberta preprocess run SPLIT_DIR VOCAB_DIR OUT")
     res[form] = sh(instantiate(form, {"SPLIT_DIR": "runs/base/corpus/split", "VOCAB_DIR": "runs/spm-cli",
                                       "OUT": "runs/data-bin-cli"}), sb)
-    form = readme_command("koroberta convert CHECKPOINT OUT --vocab-dir VOCAB_DIR --parity-text VALID_TXT")
+    form = readme_command("koroberta convert CHECKPOINT VOCAB_DIR OUT --parity-text VALID_TXT")
     res[form] = sh(instantiate(form, {"CHECKPOINT": "runs/base/checkpoints/checkpoint_last.pt", "OUT": "runs/hf-cli",
                                       "VOCAB_DIR": "runs/base/spm",
                                       "VALID_TXT": "runs/base/corpus/split/valid.txt"}), sb)
@@ -694,10 +701,10 @@ def _journey(base: Path) -> dict:
     res[form] = sh(instantiate(form, {"MODEL_DIR": "runs/hf-cli", "OUT": "runs/nsmc-cli"},
                                keep=("--test-tsv ratings_test.txt",)), sb)
 
-    form = readme_command("koroberta eval TASK MODEL_DIR --train FILE [--dev FILE] [--test FILE] --out DIR "
+    form = readme_command("koroberta eval TASK MODEL_DIR OUT --train FILE [--dev FILE] [--test FILE] "
                           "[--seeds 3] [--model-card]")
     ev = FIXTURES / "eval"
-    res[form] = sh(instantiate(form, {"TASK": "kornli", "MODEL_DIR": "runs/hf-cli", "DIR": "runs/eval-kornli",
+    res[form] = sh(instantiate(form, {"TASK": "kornli", "MODEL_DIR": "runs/hf-cli", "OUT": "runs/eval-kornli",
                                       "FILE": [str(ev / "kornli-train.tsv"), str(ev / "kornli-dev.tsv")]},
                                keep=("--dev FILE", "--seeds 3", "--model-card")), sb)
 
@@ -768,7 +775,7 @@ def test_stage_commands_on_the_run_outputs(journey):
     sb = journey["sandbox"]
     assert (sb / "runs/spm-cli/spm.model").is_file() and (sb / "runs/spm-cli/dict.txt").is_file()
     assert (sb / "runs/data-bin-cli/train.bin").is_file() and (sb / "runs/data-bin-cli/valid.idx").is_file()
-    conv = journey["koroberta convert CHECKPOINT OUT --vocab-dir VOCAB_DIR --parity-text VALID_TXT"]
+    conv = journey["koroberta convert CHECKPOINT VOCAB_DIR OUT --parity-text VALID_TXT"]
     assert (sb / "runs/hf-cli/model.safetensors").is_file() and (sb / "runs/hf-cli/tokenizer.json").is_file()
     parity = json.loads(conv.stdout.strip().splitlines()[-1])
     assert parity["checked"] and parity["token_id_lines"] > 100 and parity["token_id_mismatches"] == 0, parity
@@ -900,6 +907,43 @@ def test_stage_help():
     script = " && ".join(f"{c} >/dev/null && echo ok: {shlex.quote(c)}" for c in cmds)
     r = sh(script, REPO)
     assert r.stdout.count("ok: ") == len(cmds), r.stdout + r.stderr
+
+
+def test_command_line_conventions():
+    """The README's "Command-line conventions", on the parser every `koroberta` command is built from: `--workers`
+    defaults to 0 (= the CPUs this process may use) wherever it has a default (`run`'s overrides the YAML's
+    `workers:`, itself 0 by default), and `--force`/`--overwrite` are plain flags (`run --force STAGE ...` picks among
+    its outputs). The positional paths, and the old option spellings they replaced: tests/test_cli.py."""
+    import argparse
+
+    from koroberta.cli import build_parser
+
+    readme_command("koroberta STAGE [STEP] INPUT... OUT [--config FILE.yaml] [--<field> VALUE ...]")
+
+    def leaves(parser, path):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield " ".join(path), parser
+        for name, sp in (subs[0].choices.items() if subs else ()):
+            yield from leaves(sp, [*path, name])
+
+    commands = dict(leaves(build_parser(), []))
+    assert {"corpus sentences", "corpus split", "spm train", "convert", "preprocess run"} <= set(commands)
+    for name, parser in commands.items():
+        opts = {s: a for a in parser._actions for s in a.option_strings}
+        if "--workers" in opts:
+            assert opts["--workers"].default in (0, None), f"{name}: --workers defaults to {opts['--workers'].default}"
+        for flag in ("--force", "--overwrite"):
+            assert flag not in opts or name == "run" or isinstance(opts[flag], argparse._StoreTrueAction), \
+                f"{name}: {flag}"
+
+
+def test_config_show_command():
+    """`koroberta config show` as written, in the checkout: the resolved demo config with the override, marked, and
+    the stage it would rerun named."""
+    r = sh(readme_command("koroberta config show configs/demo.yaml --set finetune.epochs=1"), REPO, timeout=300)
+    assert "# the overrides change the identity of: finetune " in r.stdout, r.stdout[:2000]
+    assert re.search(r"^  epochs: 1 +# identity$", r.stdout, flags=re.M), r.stdout
 
 
 def test_activate_then_koroberta():
@@ -1041,13 +1085,28 @@ def test_make_demo(demo):
 @pytest.mark.slow
 def test_eval_on_the_demo_export(demo):
     copy, _ = demo
-    cmd = readme_command("koroberta eval nsmc runs/demo/hf --train data/demo/nsmc-demo.tsv --out runs/demo/eval-nsmc "
+    cmd = readme_command("koroberta eval nsmc runs/demo/hf runs/demo/eval-nsmc --train data/demo/nsmc-demo.tsv "
                          "--seeds 2 --epochs 1 --model-card")
     r = sh(cmd, copy, timeout=1800)
     m = json.loads((copy / "runs/demo/eval-nsmc/metrics.json").read_text())
     assert m["task"] == "nsmc" and len(m["runs"]) == 2 and m["settings"]["epochs"] == 1, m
     assert m["summary"]["dev"]["accuracy"]["mean"] is not None, m["summary"]
     assert "nsmc" in (copy / "runs/demo/hf/README.md").read_text().lower(), r.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_run_with_set_after_demo(demo):
+    """`koroberta run configs/demo.yaml --set finetune.epochs=1` after `make demo`: the override changes only the
+    finetune identity, so every other stage is skipped (its completion markers untouched) and finetune reruns."""
+    copy, _ = demo
+    runs = copy / "runs" / "demo"
+    before = {p: p.stat().st_mtime_ns for p in runs.rglob("_COMPLETE")}
+    finetune = runs / "finetune-nsmc" / "_COMPLETE"
+    assert finetune in before and len(before) > 1, sorted(before)
+    sh(readme_command("koroberta run configs/demo.yaml --set finetune.epochs=1"), copy, timeout=1800)
+    changed = sorted(str(p.relative_to(runs)) for p, t in before.items() if p.stat().st_mtime_ns != t)
+    assert changed == ["finetune-nsmc/_COMPLETE"], changed
+    assert json.loads((runs / "finetune-nsmc" / "manifest.json").read_text())["config"]["epochs"] == 1
 
 
 RUNNER = '''

@@ -1,4 +1,8 @@
-"""``koroberta convert CHECKPOINT OUT --vocab-dir DIR [--parity-text valid.txt]``."""
+"""``koroberta convert CHECKPOINT VOCAB_DIR OUT [--parity-text valid.txt]``.
+
+VOCAB_DIR was an option once: ``koroberta convert CHECKPOINT OUT --vocab-dir DIR`` still works (hidden from
+--help, :func:`koroberta.cli.path_arguments`).
+"""
 
 from __future__ import annotations
 
@@ -19,16 +23,17 @@ def _cmd(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from koroberta.cli import path_arguments
+
     p = sub.add_parser("convert", help="fairseq checkpoint -> Hugging Face RobertaForMaskedLM + fast tokenizer",
                        description="Export a fairseq RoBERTa checkpoint (with its spm.model + dict.txt) to a Hugging "
                                    "Face directory, checking logits and token ids against fairseq.")
-    p.add_argument("checkpoint", help="fairseq checkpoint, e.g. runs/x/checkpoints/checkpoint_last.pt")
-    p.add_argument("out", help="output directory (must be new/empty unless --overwrite)")
-    p.add_argument("--vocab-dir", required=True, help="directory with spm.model + dict.txt (koroberta spm output "
-                                                      "or a legacy KoRoBERTa dict)")
+    path_arguments(p, _cmd, ("checkpoint", "fairseq checkpoint, e.g. runs/x/checkpoints/checkpoint_last.pt"),
+                   ("vocab_dir", "directory with spm.model + dict.txt (koroberta spm output or a legacy KoRoBERTa "
+                                 "dict)", "--vocab-dir"),
+                   ("out", "output directory (must be new/empty unless --overwrite)"))
     p.add_argument("--parity-text", help="text file (e.g. the valid split) for the token-id / logits parity check")
-    p.add_argument("--config", help="YAML file; its `convert:` section is used")
+    p.add_argument("--config", metavar="FILE.yaml", help="YAML file; its `convert:` section is used")
     p.add_argument("--force", action="store_true", help="redo even if OUT is complete for the same inputs")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
     ConvertConfig.add_arguments(p)
-    p.set_defaults(func=_cmd)

@@ -64,8 +64,8 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
     if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
         return read_manifest(out) or {}
     if not vdir.is_dir():
-        raise InputError("vocab dir not found", path=vdir, fix="pass --vocab-dir with spm.model + dict.txt "
-                                                                "(the output of `koroberta spm train`)")
+        raise InputError("vocab dir not found", path=vdir, fix="pass as VOCAB_DIR a directory with spm.model + "
+                                                                "dict.txt (the output of `koroberta spm train`)")
     if cfg.parity and not parity.fairseq_available():
         raise DependencyError("fairseq is not installed, so the HF export cannot be checked against it",
                               fix="install fairseq (scripts/setup_env.sh) or pass --no-parity to export UNCHECKED")

@@ -80,7 +80,7 @@ def resolve_vocab(vocab_dir: str | Path, checkpoint_rows: int) -> ExportVocab:
     for p in (spm_model, dict_path):
         if not p.is_file():
             raise InputError(f"{p.name} not found in the vocab dir", path=d,
-                             fix="pass --vocab-dir pointing at the output of `koroberta spm train` (spm.model + dict.txt)")
+                             fix="pass as VOCAB_DIR the output of `koroberta spm train` (spm.model + dict.txt)")
     if is_legacy_dict(dict_path):
         ev = _legacy_vocab(spm_model, dict_path)
     else:
@@ -93,7 +93,7 @@ def resolve_vocab(vocab_dir: str | Path, checkpoint_rows: int) -> ExportVocab:
     if len(ev.fairseq_symbols) != checkpoint_rows:
         raise InputError(f"dict.txt gives {len(ev.fairseq_symbols)} fairseq symbols (incl. 4 specials and <mask>) but "
                          f"the checkpoint's embedding has {checkpoint_rows} rows", path=dict_path,
-                         fix="pass the --vocab-dir (spm.model + dict.txt) the checkpoint was trained with")
+                         fix="pass as VOCAB_DIR the directory (spm.model + dict.txt) the checkpoint was trained with")
     return ev
 
 
@@ -238,7 +238,8 @@ def check_trained_with(ck, ev: ExportVocab) -> None:
     state = state if isinstance(state, dict) else {}
     rec_dict, rec_spm = state.get("dict_sha256"), state.get("spm_sha256")
     name = ck.path.name
-    fix = "pass the --vocab-dir (spm.model + dict.txt) that the checkpoint's data-bin was preprocessed with"
+    fix = ("pass as VOCAB_DIR the directory (spm.model + dict.txt) that the checkpoint's data-bin was preprocessed "
+           "with")
 
     data = str(ck.task.get("data") or "").split(":")[0]  # fairseq takes colon-separated data shards
     db = Path(data) if data else None
@@ -248,7 +249,7 @@ def check_trained_with(ck, ev: ExportVocab) -> None:
             len(FAIRSEQ_SPECIALS) + len(db_symbols) + 1 == ck.vocab_rows
         if ours:
             if (db / "spm.model").is_file():
-                fix = f"pass --vocab-dir {db} (the data-bin holds both files) or the spm output it was made from"
+                fix = f"pass {db} as VOCAB_DIR (the data-bin holds both files) or the spm output it was made from"
             symbols = read_dict_symbols(ev.dict_path)
             if symbols != db_symbols:
                 raise InputError(f"dict.txt is not the vocabulary {name} was trained with: its data-bin {db} "

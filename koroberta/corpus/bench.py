@@ -27,9 +27,9 @@ def compare_backends(text: str | Path, backends: list[str], *, max_chars: int = 
                      reference: str = "pecab") -> list[dict]:
     """Split the first ``max_chars`` characters of ``text`` (one paragraph per line) with each backend; print and
     return rows ``{backend, seconds, sentences, sent_per_s, chars_per_s, agreement_f1}``."""
-    from koroberta.corpus.steps import _init_kss, check_backend, split_lines  # noqa: F401
+    from koroberta.corpus.steps import init_kss, check_backend, split_lines  # noqa: F401
 
-    _init_kss()
+    init_kss()
     import kss  # noqa: F401
 
     paras, n = [], 0

@@ -1,13 +1,19 @@
-"""``koroberta corpus {download,extract,clean,split,build}``: thin wrappers over the library functions.
+"""``koroberta corpus {download,extract,clean,sentences,split,build,backends}``: thin wrappers over the library
+functions.
 
 Single machine: ``koroberta corpus build SOURCE OUT`` (= ``build_corpus``). SLURM array (see
-``scripts/corpus_array.slurm``): ``extract --shard $i --num-shards N`` per task, then ``clean --num-shards N``,
-``split --shard $i --num-shards N`` per task, then ``split --merge --num-shards N``.
+``scripts/corpus_array.slurm``): ``extract SOURCE OUT --shard $i --num-shards N`` per task, then ``clean OUT
+--num-shards N``, ``sentences OUT --shard $i --num-shards N`` per task, then ``split OUT --num-shards N``.
+
+Older spellings still work for users' scripts: ``split --merge`` is ``split``; ``split --shard i`` (the kss step
+before it had its own name) is refused with a pointer to ``sentences``.
 """
 
 from __future__ import annotations
 
 import argparse
+
+from koroberta.errors import ConfigError
 
 
 def _config(args: argparse.Namespace):
@@ -16,22 +22,36 @@ def _config(args: argparse.Namespace):
     return CorpusConfig.from_cli(args, args.config)
 
 
-def _common(p: argparse.ArgumentParser, *, shards: bool = True, workers: bool = True,
+def _common(p: argparse.ArgumentParser, *, shards: str = "one", workers: bool = True,
             fields: tuple[str, ...] | None = None) -> None:
     """Options every step shares, plus the corpus config fields this step uses (``fields``; None = all), so that
-    each step's --help lists only what changes its output."""
+    each step's --help lists only what changes its output. ``shards``: "one" (a step run per shard: --shard and
+    --num-shards), "all" (a step that merges the shards: --num-shards), "none"."""
     from koroberta.corpus.config import CorpusConfig
 
     p.add_argument("--config", metavar="FILE.yaml", help="YAML config; its `corpus:` section is used")
-    if shards:
+    if shards == "one":
         p.add_argument("--shard", type=int, default=0, help="this shard's index, 0-based (default: 0)")
         p.add_argument("--num-shards", type=int, default=1, help="total shards (default: 1)")
+    elif shards == "all":
+        p.add_argument("--num-shards", type=int, default=1, help="how many shards to merge (default: 1)")
     if workers:
-        p.add_argument("--workers", type=int, default=1,
-                       help="worker processes (default: 1); extract also decodes a .bz2 dump with this many threads")
+        p.add_argument("--workers", type=int, default=0,
+                       help="worker processes (default: 0 = the CPUs this process may use: affinity mask, "
+                            "SLURM_CPUS_PER_TASK); extract also decodes a .bz2 dump with this many threads. The "
+                            "output is the same for any count")
     p.add_argument("--force", action="store_true", help="redo the step even if its output is complete")
     p.add_argument("--overwrite", action="store_true", help="replace an output directory holding foreign files")
     CorpusConfig.add_arguments(p, only=fields)
+
+
+def _workers(args: argparse.Namespace) -> int:
+    from koroberta.config import available_cpus
+
+    if args.workers < 0:
+        raise ConfigError(f"--workers {args.workers}: must be >= 0", fix="pass --workers 0 (the CPUs this process may "
+                                                                          "use) or a positive count")
+    return args.workers or available_cpus()
 
 
 def _print_done(path) -> int:
@@ -51,7 +71,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from koroberta.corpus.steps import extract
 
     return _print_done(extract(_config(args), args.source, args.out_dir, shard=args.shard,
-                               num_shards=args.num_shards, workers=args.workers, force=args.force,
+                               num_shards=args.num_shards, workers=_workers(args), force=args.force,
                                overwrite=args.overwrite))
 
 
@@ -62,24 +82,31 @@ def cmd_clean(args: argparse.Namespace) -> int:
                              overwrite=args.overwrite))
 
 
-def cmd_split(args: argparse.Namespace) -> int:
-    from koroberta.corpus.steps import sentences, split
+def cmd_sentences(args: argparse.Namespace) -> int:
+    from koroberta.corpus.steps import sentences
 
-    cfg = _config(args)
-    if args.merge:
-        return _print_done(split(cfg, args.out_dir, num_shards=args.num_shards, force=args.force,
-                                 overwrite=args.overwrite))
-    d = sentences(cfg, args.out_dir, shard=args.shard, num_shards=args.num_shards, workers=args.workers,
-                  force=args.force, overwrite=args.overwrite)
-    if args.num_shards == 1:
-        d = split(cfg, args.out_dir, num_shards=1, force=args.force, overwrite=args.overwrite)
-    return _print_done(d)
+    return _print_done(sentences(_config(args), args.out_dir, shard=args.shard, num_shards=args.num_shards,
+                                 workers=_workers(args), force=args.force, overwrite=args.overwrite))
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from koroberta.corpus.steps import split
+
+    if args.shard is not None and not args.merge:
+        # the old spelling of the kss step: running the train/valid/test split instead would fail on missing
+        # sentence shards, or merge shards another task is still writing
+        raise ConfigError(f"`koroberta corpus split --shard {args.shard}`: the per-shard sentence split is now its own "
+                          "step, and `split` is the train/valid/test split that merges the shards",
+                          fix=f"koroberta corpus sentences {args.out_dir} --shard {args.shard} "
+                              f"--num-shards {args.num_shards}")
+    return _print_done(split(_config(args), args.out_dir, num_shards=args.num_shards, force=args.force,
+                             overwrite=args.overwrite))
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from koroberta.corpus.build import build_corpus
 
-    return _print_done(build_corpus(_config(args), args.source, args.out_dir, workers=args.workers,
+    return _print_done(build_corpus(_config(args), args.source, args.out_dir, workers=_workers(args),
                                     force=args.force, overwrite=args.overwrite))
 
 
@@ -102,7 +129,7 @@ def register(subparsers) -> None:
                        description="Download a dated pages-articles dump (HTTP Range resume, retries with backoff), "
                                    "verify its SHA-1, record it in <file>.json, and print the file's path (put it in "
                                    "the config's `source:`).")
-    d.add_argument("out_dir", help="directory to download into")
+    d.add_argument("out_dir", metavar="OUT_DIR", help="directory to download into")
     d.add_argument("--wiki", default="kowiki", help="wiki database name (default: kowiki)")
     d.add_argument("--date", default="latest",
                    help="dump date YYYYMMDD, or 'latest' = the newest finished dump, resolved to its date "
@@ -119,35 +146,46 @@ def register(subparsers) -> None:
     d.set_defaults(func=cmd_download)
 
     e = sub.add_parser("extract", help="dump/WikiExtractor/text -> cleaned documents (docs.jsonl), per shard")
-    e.add_argument("source", help=".xml.bz2/.xml dump, WikiExtractor output (dir or file, .xz ok), text file, or a "
-                                  "Hugging Face dataset on disk (save_to_disk dir; .parquet/.jsonl file or dir) with a "
-                                  "`text` column")
-    e.add_argument("out_dir", help="corpus output directory (extract[-i-of-n]/ is written inside)")
+    e.add_argument("source", metavar="SOURCE",
+                   help=".xml.bz2/.xml dump, WikiExtractor output (dir or file, .xz ok), text file, or a Hugging Face "
+                        "dataset on disk (save_to_disk dir; .parquet/.jsonl file or dir) with a `text` column")
+    e.add_argument("out_dir", metavar="OUT_DIR", help="corpus output directory (extract[-i-of-n]/ is written inside)")
     _common(e, fields=EXTRACT_FIELDS)
     e.set_defaults(func=cmd_extract)
 
     c = sub.add_parser("clean", help="merge extract shards in page order, drop exact duplicates")
-    c.add_argument("out_dir", help="corpus output directory holding the extract shard(s)")
-    _common(c, workers=False, fields=CLEAN_FIELDS)
+    c.add_argument("out_dir", metavar="OUT_DIR", help="corpus output directory holding the extract shard(s)")
+    _common(c, shards="all", workers=False, fields=CLEAN_FIELDS)
     c.set_defaults(func=cmd_clean)
 
-    s = sub.add_parser("split", help="kss sentence split (per shard) and train/valid/test split (--merge)")
-    s.add_argument("out_dir", help="corpus output directory holding clean/")
-    s.add_argument("--merge", action="store_true", help="merge the sentence shards into split/{train,valid,test}.txt")
-    _common(s, fields=SENTENCE_FIELDS + SPLIT_FIELDS)
-    s.set_defaults(func=cmd_split)
+    s = sub.add_parser("sentences", help="kss sentence split of clean/docs.jsonl, per shard",
+                       description="Split every document of clean/ into sentences with kss (the documents with "
+                                   "index % NUM_SHARDS == SHARD); writes sentences[-i-of-n]/.")
+    s.add_argument("out_dir", metavar="OUT_DIR", help="corpus output directory holding clean/")
+    _common(s, fields=SENTENCE_FIELDS)
+    s.set_defaults(func=cmd_sentences)
+
+    m = sub.add_parser("split", help="merge the sentence shards into split/{train,valid,test}.txt (+ hf/*.parquet)",
+                       description="Merge the sentence shards in document order and split the documents into "
+                                   "train/valid/test (by a hash of the page id).")
+    m.add_argument("out_dir", metavar="OUT_DIR", help="corpus output directory holding the sentences shard(s)")
+    m.add_argument("--merge", action="store_true", help=argparse.SUPPRESS)  # old spelling: `split --merge` = split
+    m.add_argument("--shard", type=int, help=argparse.SUPPRESS)  # old spelling of `sentences`: refused with a fix
+    # backend: the split's identity records it (steps.split), so `split --config` must take the same YAML value
+    _common(m, shards="all", workers=False, fields=SENTENCE_FIELDS + SPLIT_FIELDS)
+    m.set_defaults(func=cmd_split)
 
     b = sub.add_parser("build", help="all steps on one machine (what `koroberta run` does)")
-    b.add_argument("source", help=".xml.bz2/.xml dump, WikiExtractor output (dir or file), text file, or a Hugging "
-                                  "Face dataset on disk (save_to_disk dir; .parquet/.jsonl file or dir) with a `text` "
-                                  "column")
-    b.add_argument("out_dir", help="corpus output directory; split/ holds the result ({train,valid,test}.txt, and "
-                                   "hf/*.parquet for datasets)")
-    _common(b, shards=False)
+    b.add_argument("source", metavar="SOURCE",
+                   help=".xml.bz2/.xml dump, WikiExtractor output (dir or file), text file, or a Hugging Face dataset "
+                        "on disk (save_to_disk dir; .parquet/.jsonl file or dir) with a `text` column")
+    b.add_argument("out_dir", metavar="OUT_DIR", help="corpus output directory; split/ holds the result "
+                                                      "({train,valid,test}.txt, and hf/*.parquet for datasets)")
+    _common(b, shards="none")
     b.set_defaults(func=cmd_build)
 
     k = sub.add_parser("backends", help="measure kss backends on text: sentences/s per core and agreement")
-    k.add_argument("text", help="text file, one paragraph or sentence per line (e.g. split/train.txt)")
+    k.add_argument("text", metavar="TEXT", help="text file, one paragraph or sentence per line (e.g. split/train.txt)")
     k.add_argument("--backends", nargs="+", default=["punct", "fast", "pecab", "mecab"])
     k.add_argument("--max-chars", type=int, default=200_000, help="characters of text to split (default: 200000)")
     k.set_defaults(func=cmd_backends)

@@ -67,7 +67,7 @@ def _progress(desc: str, unit: str, total: int | None = None):
 
 
 # -- extract ----------------------------------------------------------------------------------------------------------
-def _doc_json(ordinal: int, pid: str, title: str, text: str) -> str:
+def doc_json(ordinal: int, pid: str, title: str, text: str) -> str:
     """``json.dumps({"ord", "id", "title", "text"}, ensure_ascii=False) + "\n"``, byte for byte, ~2x faster on the
     text. Cleaned text holds no control character but the ``\n`` between lines (normalisation deletes the C0/C1
     controls and turns every other whitespace character into a space), so backslash, quote and newline are all
@@ -102,7 +102,7 @@ def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[str | N
         elif len(body) < opt["min_chars"]:
             out.append((None, "too_short", 0, 0))
         else:
-            out.append((_doc_json(ordinal, pid, title, body), "", len(body), literals))
+            out.append((doc_json(ordinal, pid, title, body), "", len(body), literals))
     return out
 
 
@@ -234,7 +234,8 @@ def _shard_dirs(out_dir: Path, step: str, num_shards: int, stage: str) -> list[P
     if missing:
         raise InputError(f"{len(missing)} of {num_shards} {step} shard(s) incomplete (first: shard {missing[0]})",
                          path=out_dir, fix=f"run `koroberta corpus {step} ... --shard {missing[0]} "
-                                           f"--num-shards {num_shards}` for each missing shard, then merge again")
+                                           f"--num-shards {num_shards}` for each missing shard, then run this "
+                                           "command again")
     return dirs
 
 
@@ -281,7 +282,7 @@ def clean(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
 
 
 # -- sentence split ---------------------------------------------------------------------------------------------------
-def _init_kss() -> None:
+def init_kss() -> None:
     """Import kss once per worker with its banner silenced (it prints to stdout on import)."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:
@@ -363,7 +364,7 @@ def sentences(cfg: CorpusConfig, out_dir: str | Path, *, shard: int = 0, num_sha
         bar = _progress(f"sentences {shard}/{num_shards} ({cfg.backend})", "doc",
                         total=len(range(shard, total, num_shards)))
         with open(st.tmp / "sentences.jsonl", "w", encoding="utf-8", newline="\n") as out, \
-                _pool(workers, _init_kss) as pool:
+                _pool(workers, init_kss) as pool:
             results = pool.imap(_split_doc, tasks, chunksize=8) if pool else map(_split_doc, tasks)
             for idx, pid, title, sents in results:
                 # the title travels with the sentences for split/hf/*.parquet (the .txt files have no place for it)

@@ -2,8 +2,9 @@
 
 Every file is read and validated before any output exists. The output directory (``metrics.json`` + manifest +
 completion marker) is written through :class:`~koroberta.artifacts.StageOutput`: a failed or killed run leaves no
-complete-looking result, and a rerun with the same config and inputs is skipped. Models are not saved: the harness
-measures the checkpoint, it does not ship fine-tuned heads.
+complete-looking result, and a rerun with the same config and inputs is skipped. The harness measures the
+checkpoint; with ``save_model`` it also keeps the first seed's fine-tuned model in ``model/`` (the pipeline's finetune
+step, which ships it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from koroberta.artifacts import (StageOutput, check_output_location, read_json, read_manifest, sha256_file,
                                  skip_if_complete, write_json)
-from koroberta.errors import InputError
+from koroberta.errors import InputError, rust_write_errors
 from koroberta.eval.config import EvalConfig
 from koroberta.eval.loop import (TrainSettings, check_model_dir, fit, load_model, load_tokenizer, model_inputs,
                                  predict, resolve_device, resolve_precision)
@@ -24,7 +25,6 @@ from koroberta.eval.readers import TaskData
 from koroberta.eval.tasks import TASK_SPECS, Task, encode, score
 
 log = logging.getLogger("koroberta.eval")
-STAGE = "eval"
 #: the figures averaged over seeds, per task kind (the rest of a run's metrics dict describes them)
 METRICS = {"classification": ("accuracy", "f1"), "regression": ("pearson", "spearman", "f1"),
            "tokens": ("entity_f1", "char_f1", "entity_f1_micro")}
@@ -63,22 +63,23 @@ def _read(task: Task, cfg: EvalConfig, files: dict[str, Path | None]) -> tuple[d
 
 def run_eval(cfg: EvalConfig, model_dir: str | Path, train: str | Path, out_dir: str | Path, *,
              dev: str | Path | None = None, test: str | Path | None = None, model_card: bool = False,
-             force: bool = False, overwrite: bool = False) -> dict[str, Any]:
+             force: bool = False, overwrite: bool = False, stage: str = "eval") -> dict[str, Any]:
     """Evaluate ``model_dir`` on ``cfg.task``; returns the manifest (``stats`` holds the mean/std summary).
 
     With ``model_card`` the results also go, as a table, into ``model_dir/README.md`` (replacing this task's
-    earlier table).
+    earlier table). ``stage`` is the manifest's stage name: the directory's owner, which decides what may replace
+    it (the pipeline's ``finetune-nsmc/`` stays the finetune stage's, see :func:`check_output_location`).
     """
     task = TASK_SPECS[cfg.task]
     mdir, out = Path(model_dir), Path(out_dir)
     check_model_dir(mdir)
     files = {"train": Path(train), "dev": Path(dev) if dev else None, "test": Path(test) if test else None}
     inputs = {**model_inputs(mdir), **files}
-    check_output_location(out, STAGE, inputs, overwrite=overwrite)  # before any work: nothing to undo
-    if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
+    check_output_location(out, stage, inputs, overwrite=overwrite)  # before any work: nothing to undo
+    if skip_if_complete(out, stage, cfg, inputs, force=force, log=log):
         manifest = read_manifest(out) or {}
     else:
-        manifest = _run(cfg, task, mdir, files, out, inputs, overwrite)
+        manifest = _run(cfg, task, mdir, files, out, inputs, overwrite, stage)
     if model_card:
         from koroberta.eval.card import write_model_card
 
@@ -87,7 +88,7 @@ def run_eval(cfg: EvalConfig, model_dir: str | Path, train: str | Path, out_dir:
 
 
 def _run(cfg: EvalConfig, task: Task, mdir: Path, files: dict[str, Path | None], out: Path,
-         inputs: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+         inputs: dict[str, Any], overwrite: bool, stage: str) -> dict[str, Any]:
     data, about = _read(task, cfg, files)  # before the heavy imports: bad input fails in a second
 
     import torch
@@ -109,20 +110,26 @@ def _run(cfg: EvalConfig, task: Task, mdir: Path, files: dict[str, Path | None],
     kind = task.kind
     common = {"kind": kind, "pad": tok.pad_token_id, "device": device, "precision": precision}
 
-    with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
+    saved = None
+    # rust_write_errors: a full disk under safetensors/tokenizers' writers reaches StageOutput as an OSError
+    with StageOutput(out, stage=stage, config=cfg, inputs=inputs, overwrite=overwrite) as st, rust_write_errors():
         runs = []
         for seed in cfg.seed_list:
             torch.manual_seed(seed)  # the head init and dropout draw from torch's RNG
             model = load_model(tf, mdir, "token" if kind == "tokens" else "sequence", len(labels) or 1, labels)
             run: dict[str, Any] = {"seed": seed}
             run.update(fit(model, enc["train"].ids, enc["train"].targets, settings=s, seed=seed,
-                           tag=f"eval {task.name} seed {seed}: ", **common))
+                           tag=f"{stage} {task.name} seed {seed}: ", **common))
             for split in evals:
                 pred = predict(model, enc[split].ids, batch_size=s.eval_batch_size, **common)
                 run[split] = score(task, data[split], enc[split], pred, labels)
-            log.info("eval %s seed %d: %s", task.name, seed,
+            log.info("%s %s seed %d: %s", stage, task.name, seed,
                      ", ".join(f"{sp} {task.main_metric} {run[sp][task.main_metric]}" for sp in evals))
             runs.append(run)
+            if cfg.save_model and saved is None:  # one model to ship; the other seeds only measure the spread
+                model.to("cpu").save_pretrained(str(st.tmp / "model"))
+                tok.save_pretrained(str(st.tmp / "model"))
+                saved = {"dir": "model", "seed": seed}
             del model
         summary = {sp: {m: summarize([r[sp][m] for r in runs]) for m in METRICS[kind]} for sp in evals}
         result = {
@@ -137,6 +144,7 @@ def _run(cfg: EvalConfig, task: Task, mdir: Path, files: dict[str, Path | None],
                          "warmup_ratio": s.warmup_ratio, "weight_decay": s.weight_decay, "grad_clip": s.grad_clip,
                          "max_train_rows": cfg.max_train_rows, "max_eval_rows": cfg.max_eval_rows},
             "labels": labels, "metrics": list(METRICS[kind]), "summary": summary, "runs": runs,
+            **({"model": saved} if saved else {}),
         }
         write_json(st.tmp / "metrics.json", result)
         st.stats.update(task=task.name, main_metric=task.main_metric, seeds=cfg.seed_list, device=device,

@@ -27,8 +27,10 @@ class EvalConfig(Config):
     # across thread counts or padded widths on larger models / under autocast, so they stay identity.
     IDENTITY = ("task", "text_column", "label_column", "labels", "max_length", "batch_size", "eval_batch_size",
                 "epochs", "lr", "warmup_ratio", "weight_decay", "grad_clip", "seeds", "seed", "dev_fraction",
-                "max_train_rows", "max_eval_rows", "device", "precision", "threads")
+                "max_train_rows", "max_eval_rows", "device", "precision", "threads", "save_model")
     RUNTIME = ()
+    # save_model came after eval outputs existed; off, an eval directory holds what it held before it
+    LATER_IDENTITY = {"save_model": False}
 
     task: str = option("nsmc", choices=tuple(TASKS),
                        help="benchmark task; on the command line it is the subcommand (`koroberta eval klue-nli ...`)")
@@ -53,6 +55,8 @@ class EvalConfig(Config):
     precision: str = option("auto", choices=("auto", "fp32", "bf16", "fp16"),
                             help="auto = fp32 on CPU (deterministic), bf16 on CUDA where supported, else fp16")
     threads: int = option(0, help="torch CPU threads (0 = torch default)")
+    save_model: bool = option(False, help="also write the first seed's fine-tuned model (safetensors + tokenizer, "
+                                          "loadable with from_pretrained) to OUT/model/")
 
     def validate(self) -> None:
         self.require(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels),
@@ -76,3 +80,9 @@ class EvalConfig(Config):
     @property
     def seed_list(self) -> list[int]:
         return [self.seed + i for i in range(self.seeds)]
+
+    def tsv_task_hint(self, found: str) -> str:
+        """How a user of this section's command reads an NSMC-layout file whose labels are ``found`` (as --labels
+        takes them): the tsv task, spelled the way that command is typed."""
+        return (f"`koroberta eval tsv MODEL_DIR --train FILE [--dev FILE] --labels {found} --out DIR` (the same "
+                f"layout; --labels in class-id order)")

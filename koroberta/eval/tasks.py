@@ -38,9 +38,7 @@ def _nsmc(p: Path, cfg: EvalConfig) -> R.TaskData:
     return R.read_single_tsv(p, "document", "label", ["0", "1"], layout=TASKS["nsmc"],
                              column_fix="use the NSMC header line `id<TAB>document<TAB>label`",
                              label_fix=lambda found: f"NSMC labels are 0/1: correct or delete that line; for other "
-                                                     f"label names use the tsv task: `koroberta eval tsv MODEL_DIR "
-                                                     f"--train FILE [--dev FILE] --labels {found} --out DIR` (the "
-                                                     f"same layout; --labels in class-id order)")
+                                                     f"label names use the tsv task: {cfg.tsv_task_hint(found)}")
 
 
 def _tsv(p: Path, cfg: EvalConfig) -> R.TaskData:

@@ -1,4 +1,9 @@
-"""``koroberta preprocess {run,encode,binarize}``."""
+"""``koroberta preprocess run SPLIT_DIR VOCAB_DIR OUT``, ``preprocess encode SPM_MODEL INPUT OUTPUT``,
+``preprocess binarize ENCODED_DIR VOCAB_DIR OUT``.
+
+encode's SPM_MODEL was an option once: ``--spm-model MODEL INPUT OUTPUT`` still works (hidden from --help,
+:func:`koroberta.cli.path_arguments`).
+"""
 
 from __future__ import annotations
 
@@ -49,38 +54,41 @@ def _cmd_binarize(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser, *, progress: bool = True) -> None:
-    p.add_argument("--workers", type=int, default=0, help="threads / fairseq workers (0 = the CPUs this process may use: "
-                                                                   "affinity mask, SLURM_CPUS_PER_TASK)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="threads / fairseq workers (default: 0 = the CPUs this process may use: affinity mask, "
+                        "SLURM_CPUS_PER_TASK)")
     if progress:
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from koroberta.cli import path_arguments
+
     p = sub.add_parser("preprocess", help="encode with spm and binarize into a fairseq data-bin",
                        description="Split text -> spm -> fairseq mmap data-bin.")
     ps = p.add_subparsers(dest="preprocess_command", metavar="ACTION", required=True)
     r = ps.add_parser("run", help="split dir + vocab dir -> complete data-bin (what `koroberta run` calls)")
-    r.add_argument("split_dir", help="directory with train.txt, valid.txt, test.txt")
-    r.add_argument("vocab_dir", help="output of `koroberta spm train` (spm.model, dict.txt)")
-    r.add_argument("out", help="data-bin output directory")
-    r.add_argument("--config", help="YAML file; its `preprocess:` section is the base config")
+    r.add_argument("split_dir", metavar="SPLIT_DIR", help="directory with train.txt, valid.txt, test.txt")
+    r.add_argument("vocab_dir", metavar="VOCAB_DIR", help="output of `koroberta spm train` (spm.model, dict.txt)")
+    r.add_argument("out", metavar="OUT", help="data-bin output directory")
+    r.add_argument("--config", metavar="FILE.yaml", help="YAML file; its `preprocess:` section is the base config")
     r.add_argument("--force", action="store_true", help="redo it even if OUT is complete for this config and inputs")
     r.add_argument("--overwrite", action="store_true", help="replace an OUT holding files koroberta did not write")
     _common(r)
     PreprocessConfig.add_arguments(r)
     r.set_defaults(func=_cmd_run)
     e = ps.add_parser("encode", help="text -> spm piece text (blank lines kept, order preserved)")
-    e.add_argument("--spm-model", required=True, help="the spm.model to encode with")
-    e.add_argument("input", help="text file: one sentence per line, blank line between documents")
-    e.add_argument("output", help="piece-text file to write (atomically)")
-    e.add_argument("--config", help="YAML file; its `preprocess:` section is the base config")
+    path_arguments(e, _cmd_encode, ("spm_model", "the spm.model to encode with", "--spm-model"),
+                   ("input", "text file: one sentence per line, blank line between documents"),
+                   ("output", "piece-text file to write (atomically)"))
+    e.add_argument("--config", metavar="FILE.yaml", help="YAML file; its `preprocess:` section is the base config")
     _common(e)
     PreprocessConfig.add_arguments(e, exclude=("method", "keep_encoded"))
-    e.set_defaults(func=_cmd_encode)
     b = ps.add_parser("binarize", help="{train,valid,test}.spm piece text -> data-bin with fairseq-preprocess")
-    b.add_argument("encoded_dir", help="directory with train.spm (valid.spm, test.spm optional)")
-    b.add_argument("vocab_dir", help="output of `koroberta spm train`; its dict.txt must belong to its spm.model")
-    b.add_argument("out", help="data-bin output directory")
+    b.add_argument("encoded_dir", metavar="ENCODED_DIR", help="directory with train.spm (valid.spm, test.spm optional)")
+    b.add_argument("vocab_dir", metavar="VOCAB_DIR",
+                   help="output of `koroberta spm train`; its dict.txt must belong to its spm.model")
+    b.add_argument("out", metavar="OUT", help="data-bin output directory")
     b.add_argument("--force", action="store_true", help="redo it even if OUT is complete for these inputs")
     b.add_argument("--overwrite", action="store_true", help="replace an OUT holding files koroberta did not write")
     _common(b, progress=False)

@@ -1,4 +1,8 @@
-"""``koroberta spm {train,import-legacy}``."""
+"""``koroberta spm train TRAIN_TEXT OUT`` and ``koroberta spm import-legacy SPM_MODEL DICT OUT``.
+
+The paths were options once (``--train-text``, ``--spm-model``, ``--dict``, ``--out``); those spellings still work,
+hidden from --help (:func:`koroberta.cli.path_arguments`).
+"""
 
 from __future__ import annotations
 
@@ -28,25 +32,26 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from koroberta.cli import path_arguments
+
     p = sub.add_parser("spm", help="train the SentencePiece vocab (ids aligned with fairseq and HF)",
                        description="SentencePiece vocabulary stage.")
     ssub = p.add_subparsers(dest="spm_command", metavar="ACTION", required=True)
     t = ssub.add_parser("train", help="train spm on the train split; writes spm.model, spm.vocab, dict.txt",
                         description="Train SentencePiece on the train split (blank lines skipped) and write dict.txt "
                                     "in the fairseq = spm + 1 layout, padded to a multiple of pad_to incl. <mask>.")
-    t.add_argument("--config", help="YAML file; its `spm:` section is the base config")
-    t.add_argument("--train-text", required=True, help="train split text (one sentence per line)")
-    t.add_argument("--out", required=True, help="output directory")
+    path_arguments(t, _cmd_train, ("train_text", "train split text (one sentence per line)", "--train-text"),
+                   ("out", "output directory", "--out"))
+    t.add_argument("--config", metavar="FILE.yaml", help="YAML file; its `spm:` section is the base config")
     t.add_argument("--force", action="store_true", help="retrain even if the output is complete")
     t.add_argument("--overwrite", action="store_true", help="replace an output dir koroberta did not write")
     SpmConfig.add_arguments(t)
-    t.set_defaults(func=_cmd_train)
     i = ssub.add_parser("import-legacy", help="map a KoRoBERTa-style spm model + frequency-ordered dict",
                         description="Write legacy_map.json: for every fairseq row of a KoRoBERTa-style model, the spm "
                                     "id/piece it stands for, plus the special-token mapping.")
-    i.add_argument("--spm-model", required=True, help="legacy spm .model (BERT-style [PAD] [UNK] [CLS] [SEP] [MASK])")
-    i.add_argument("--dict", required=True, help="legacy fairseq dict.txt over spm-id strings")
-    i.add_argument("--out", required=True, help="output directory")
-    i.add_argument("--force", action="store_true")
-    i.add_argument("--overwrite", action="store_true")
-    i.set_defaults(func=_cmd_import)
+    path_arguments(i, _cmd_import,
+                   ("spm_model", "legacy spm .model (BERT-style [PAD] [UNK] [CLS] [SEP] [MASK])", "--spm-model"),
+                   ("dict", "legacy fairseq dict.txt over spm-id strings", "--dict"),
+                   ("out", "output directory", "--out"))
+    i.add_argument("--force", action="store_true", help="redo it even if the output is complete")
+    i.add_argument("--overwrite", action="store_true", help="replace an output dir koroberta did not write")

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Preflight, print the command and effective batch, run fairseq-train (resuming "
                                     "from SAVE_DIR/checkpoint_last.pt), mark the run complete.")
     r.add_argument("paths", nargs="*", metavar="ARG", help="[CONFIG.yaml] [DATA_BIN SAVE_DIR]")
-    r.add_argument("--config", help="YAML file; its `train:` section is used")
+    r.add_argument("--config", metavar="FILE.yaml", help="YAML file; its `train:` section is used")
     r.add_argument("--data-bin", help="fairseq data-bin (from `koroberta preprocess`)")
     r.add_argument("--save-dir", help="checkpoint directory (resumed when it holds checkpoint_last.pt)")
     r.add_argument("--spm-model", help="spm.model to check dict.txt against (default: DATA_BIN/spm.model)")
@@ -80,6 +80,11 @@ def with_default_subcommand(argv: list[str]) -> list[str]:
     if i is not None and argv[i] == "train" and argv[i + 1: i + 2] == ["run"]:
         return [*argv[: i + 2], *_split_extra_args(argv[i + 2:])]
     return argv
+
+
+#: the hook :mod:`koroberta.cli` applies to the command line before parsing; it looks it up by name, so that it
+#: never imports this module (which imports koroberta.cli for ``python -m koroberta.train.cli``)
+rewrite_argv = with_default_subcommand
 
 
 def _run_options() -> set[str]:

@@ -1,5 +1,5 @@
-"""scripts/corpus_array.slurm through the real sbatch: the README's four commands (extract array -> clean -> split
-array -> merge, chained with --dependency=afterok), a shard that fails, the resubmit, and the bytes of the result."""
+"""scripts/corpus_array.slurm through the real sbatch: the README's four commands (extract array -> clean -> sentences
+array -> split, chained with --dependency=afterok), a shard that fails, the resubmit, and the bytes of the result."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ def _readme_chain() -> list[str]:
     lines = [l for l in readme_block("scripts/corpus_array.slurm").splitlines() if re.match(r"^[A-D]=\$\(sbatch ", l)]
     assert [l[0] for l in lines] == ["A", "B", "C", "D"], lines
     assert "STEP=extract" in lines[0] and "--array=0-$((N-1))" in lines[0]
-    assert "--dependency=afterok:$A" in lines[1] and "--dependency=afterok:$C" in lines[3] and "STEP=merge" in lines[3]
+    assert "STEP=sentences" in lines[2] and "--array=0-$((N-1))" in lines[2]
+    assert "--dependency=afterok:$A" in lines[1] and "--dependency=afterok:$C" in lines[3] and "STEP=split" in lines[3]
+    assert "--array" not in lines[3]
     return lines
 
 
@@ -57,7 +59,7 @@ def test_array_chain_fails_shard_resubmits_and_matches_one_machine_build(pipelin
     assert tasks["0"]["JobState"] == "COMPLETED", tasks
     assert tasks["1"]["JobState"] == "FAILED" and tasks["1"]["ExitCode"] != "0:0", tasks
     assert "holds files koroberta did not write" in (logs / f"corpus-{a}_1.out").read_text()
-    # afterok: the clean job can never run, so neither can split nor merge
+    # afterok: the clean job can never run, so neither can the sentence split nor the train/valid/test split
     wait_until(lambda: job(b)["Reason"] == "DependencyNeverSatisfied", 60, "clean job: DependencyNeverSatisfied")
     assert job(b)["JobState"] == "PENDING"
     assert {r["JobState"] for r in jobs(c) + jobs(d)} == {"PENDING"}
@@ -69,8 +71,8 @@ def test_array_chain_fails_shard_resubmits_and_matches_one_machine_build(pipelin
     blocker.unlink()
     blocker.parent.rmdir()
     a2, b2, c2, d2 = _submit_chain(env, logs)
-    (merge,) = wait_done(d2, 900, log=logs / f"corpus-{d2}_4294967294.out")  # %a of a non-array job
-    assert merge["JobState"] == "COMPLETED" and merge["ExitCode"] == "0:0", merge
+    (last,) = wait_done(d2, 900, log=logs / f"corpus-{d2}_4294967294.out")  # %a of a non-array job
+    assert last["JobState"] == "COMPLETED" and last["ExitCode"] == "0:0", last
     for jid in (a2, b2, c2):
         assert {(r["JobState"], r["ExitCode"]) for r in jobs(jid)} == {("COMPLETED", "0:0")}, jobs(jid)
     # only the missing shard was redone: shard 0's files are the very same files, and its task said so
@@ -81,7 +83,7 @@ def test_array_chain_fails_shard_resubmits_and_matches_one_machine_build(pipelin
     # the tasks ran where the scheduler put them, with the CPUs it gave them
     first = (logs / f"corpus-{c2}_0.out").read_text().splitlines()[0]
     node = next(r for r in jobs(c2) if r["ArrayTaskId"] == "0")["NodeList"]
-    assert f"step split shard 0/{N} on {node}, 1 workers, config {cfg}" in first, first
+    assert f"step sentences shard 0/{N} on {node}, 1 workers, config {cfg}" in first, first
 
     # byte-identical to `koroberta corpus build` on one machine (the pipeline fixture's corpus)
     for name in ("train", "valid", "test"):

@@ -190,7 +190,7 @@ def test_reader_follows_the_export_schema(tmp_path):
 
 def test_doc_json_is_json_dumps():
     from koroberta.text import normalize_form
-    from koroberta.corpus.steps import _doc_json
+    from koroberta.corpus.steps import doc_json
 
     rng = random.Random(5)
     pool = ['"', "\\", "\n", "\t", "\x00", "\x1f", "\x7f", "\u2028", "\u00a0", "가", "a", " ", "\u200b", "'", "/"]
@@ -199,7 +199,7 @@ def test_doc_json_is_json_dumps():
         text = "\n".join(x for x in (normalize_form(r, "NFC") for r in raw) if x)  # what cleaning can emit
         title = "".join(rng.choice(pool) for _ in range(rng.randint(0, 6)))  # titles are not cleaned
         want = json.dumps({"ord": 12, "id": "3", "title": title, "text": text}, ensure_ascii=False) + "\n"
-        assert _doc_json(12, "3", title, text) == want
+        assert doc_json(12, "3", title, text) == want
 
 
 def test_not_xml_empty_and_other_wiki(tmp_path, tiny_dump):

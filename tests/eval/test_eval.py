@@ -50,6 +50,7 @@ def test_task_two_seeds(task, model, tmp_path):
     _run(task, model, tmp_path / "o")
     m = read_json(tmp_path / "o" / "metrics.json")
     assert (tmp_path / "o" / "_COMPLETE").is_file()
+    assert not (tmp_path / "o" / "model").exists() and "model" not in m  # save_model is off by default
     assert m["task"] == task and m["seeds"] == [42, 43] and [r["seed"] for r in m["runs"]] == [42, 43]
     assert m["device"] == "cpu" and m["precision"] == "fp32" and m["metrics"] == list(KEYS[task])
     splits = ["dev", "test"] if task == "nsmc" else ["dev"]
@@ -104,8 +105,8 @@ def test_bf16_autocast_path_on_cpu(model, tmp_path):
 def test_cli_tsv_task(model, tmp_path, capsys):
     from koroberta.cli import main
 
-    rc = main(["eval", "tsv", str(model), "--train", str(D / "kornli-train.tsv"), "--dev", str(D / "kornli-dev.tsv"),
-               "--out", str(tmp_path / "o"), "--text-column", "sentence2", "--label-column", "gold_label",
+    rc = main(["eval", "tsv", str(model), str(tmp_path / "o"), "--train", str(D / "kornli-train.tsv"),
+               "--dev", str(D / "kornli-dev.tsv"), "--text-column", "sentence2", "--label-column", "gold_label",
                "--labels", "entailment", "neutral", "contradiction", "--seeds", "1", "--epochs", "1",
                "--batch-size", "4", "--device", "cpu", "--threads", "1"])
     assert rc == 0
@@ -127,7 +128,7 @@ def test_cli_bad_input_one_line(model, tmp_path):
     text[9] = text[9].split("\t")[0]  # a character line loses its tag
     bad.write_text("\n".join(text), encoding="utf-8")
     r = _cli("eval", "klue-ner", str(model), "--train", str(bad), "--dev", str(D / "klue-ner-dev.tsv"),
-             "--out", str(tmp_path / "o"))
+             "--out", str(tmp_path / "o"))  # the old spelling of OUT, still accepted
     assert r.returncode == 2 and "Traceback" not in r.stderr
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith(f"error: {bad}: line 10: expected `<character><TAB><tag>`") and "fix:" in line

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 from koroberta.artifacts import read_manifest, sha256_file
-from koroberta.errors import InputError
-from koroberta.preprocess import binarize
-from koroberta.preprocess.build import encode_file, preprocess
-from koroberta.preprocess.config import PreprocessConfig
 from koroberta.databin import best_fitting_int_dtype, read_mmap, read_mmap_sizes, write_mmap_index
+from koroberta.errors import InputError
 from koroberta.layout import EOS, OFFSET, UNK
+from koroberta.preprocess.build import binarize, encode_file, preprocess
+from koroberta.preprocess.config import PreprocessConfig
 
 DATA_FILES = ("dict.txt", "train.bin", "train.idx", "valid.bin", "valid.idx", "test.bin", "test.idx")
 # lines that exercise every special case: unknown characters (-> <unk>), a literal <mask>, control characters and

@@ -84,7 +84,11 @@ def test_cli_import_legacy(legacy, tmp_path):
     model, dict_txt, _ = legacy
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["spm", "import-legacy", "--spm-model", str(model), "--dict", str(dict_txt),
-                              "--out", str(tmp_path / "o")])
+    args = parser.parse_args(["spm", "import-legacy", str(model), str(dict_txt), str(tmp_path / "o")])
     assert args.func(args) == 0
     assert read_manifest(tmp_path / "o")["stats"]["spm_pieces"] == 2500
+    # the options it took before the paths were positional, as existing scripts pass them
+    args = parser.parse_args(["spm", "import-legacy", "--spm-model", str(model), "--dict", str(dict_txt),
+                              "--out", str(tmp_path / "old")])
+    assert args.func(args) == 0
+    assert (tmp_path / "old" / "legacy_map.json").read_bytes() == (tmp_path / "o" / "legacy_map.json").read_bytes()

@@ -100,8 +100,8 @@ def test_cli_train(kowiki_train_text, tmp_path, capsys):
     register(parser.add_subparsers(dest="command"))
     cfg = tmp_path / "c.yaml"
     cfg.write_text("spm:\n  vocab_size: 800\n  threads: 1\n", encoding="utf-8")
-    args = parser.parse_args(["spm", "train", "--config", str(cfg), "--train-text", str(kowiki_train_text),
-                              "--out", str(tmp_path / "o"), "--pad-to", "16", "--vocab-size", "2600", "--no-shuffle"])
+    args = parser.parse_args(["spm", "train", str(kowiki_train_text), str(tmp_path / "o"), "--config", str(cfg),
+                              "--pad-to", "16", "--vocab-size", "2600", "--no-shuffle"])
     assert args.func(args) == 0
     m = read_manifest(tmp_path / "o")
     assert m["config"]["vocab_size"] == 2600 and m["config"]["threads"] == 1 and m["config"]["pad_to"] == 16 and m["config"]["shuffle"] is False
