@@ -59,11 +59,23 @@ class PipelineConfig(Config):
     # the stage sections carry their own identity; the top-level keys only name paths (whose *contents* are
     # fingerprinted as stage inputs) and run-time knobs (workers: outputs are byte-identical for any count)
     IDENTITY = ("corpus", "spm", "preprocess", "train", "convert", "finetune")
-    RUNTIME = ("name", "workdir", "source", "workers", "nsmc_train", "nsmc_test", "fill_mask")
+    # `sources:` likewise: its paths are inputs, and its identity parts (name, weight, profile, documents) are copied
+    # into corpus.sources by validate(), where the corpus stage's identity holds them
+    RUNTIME = ("name", "workdir", "source", "sources", "decontaminate", "workers", "nsmc_train", "nsmc_test",
+               "fill_mask")
 
     name: str = option("koroberta", help="run name (model card, summary)")
     workdir: str = option("runs/koroberta", help="all stage outputs go under this directory")
     source: str = option("", help="kowiki .xml.bz2/.xml dump, WikiExtractor output, or plain text (blank line = new document)")
+    sources: list[dict] = option(
+        default_factory=list, cli=False,
+        help="instead of `source:`, several sources in priority order (the first of two duplicates is kept), each "
+             "{name, path, weight (default 1: train documents written weight times), profile (wiki | web | none; "
+             "default wiki for dumps and WikiExtractor output, web otherwise), documents (blank | line, plain text)}")
+    decontaminate: list[str] = option(
+        default_factory=list, cli=False,
+        help="evaluation files (NSMC TSV, KLUE JSON, or one text per line) whose texts no training document may "
+             "contain (with `sources:`)")
     workers: int = option(0, help="worker processes for corpus/preprocess (0 = the CPUs this process may use: its "
                                   "affinity mask, capped by SLURM_CPUS_PER_TASK)")
     nsmc_train: Optional[str] = option(None, help="NSMC-format TSV for the finetune stage (None: skip it)")
@@ -78,8 +90,23 @@ class PipelineConfig(Config):
     finetune: FinetuneConfig = option(default_factory=FinetuneConfig, cli=False)
 
     def validate(self) -> None:
-        self.require(bool(self.source), "`source:` is required (a kowiki dump, WikiExtractor output or text file)")
+        self.require(bool(self.source) or bool(self.sources),
+                     "`source:` is required (a kowiki dump, WikiExtractor output or text file), or `sources:` for "
+                     "several", fields=("source",))
+        self.require(not (self.source and self.sources), "give either `source:` or `sources:`, not both",
+                     fields=("source", "sources"))
         self.require(self.workers >= 0, "workers must be >= 0")
+        if self.sources:
+            self.corpus.sources = resolve_run_sources(self.sources, self.corpus.min_chars)
+        else:
+            self.require(not self.corpus.sources, "corpus.sources is filled from the top-level `sources:` list; "
+                                                  "move the sources there", fields=("corpus",))
+            self.require(not self.decontaminate, "`decontaminate:` needs the top-level `sources:` (list the single "
+                                                 "source there)", fields=("decontaminate",))
+
+    def source_paths(self) -> dict[str, Path]:
+        """name -> path of each source of `sources:` (priority order)."""
+        return {item["name"]: Path(item["path"]) for item in self.sources}
 
     @property
     def n_workers(self) -> int:
@@ -107,6 +134,24 @@ class PipelineConfig(Config):
                 if isinstance(getattr(self, f.name), Config)}
 
 
+def resolve_run_sources(items: Any, min_chars: int) -> list[dict]:
+    """corpus.sources from the top-level ``sources:`` (:func:`koroberta.corpus.config.resolve_sources`), each
+    source's kind detected from its path when it exists (it picks the default profile); a path not there yet leaves
+    the profile unresolved, and the run refuses the missing path before any work."""
+    from koroberta.corpus.config import resolve_sources
+    from koroberta.corpus.sources import detect_format
+    from koroberta.errors import KorobertaError
+
+    kinds: dict[str, Optional[str]] = {}
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"] not in kinds:
+            try:
+                kinds[item["path"]] = detect_format(Path(item["path"])) if Path(item["path"]).exists() else None
+            except (KorobertaError, OSError):
+                kinds[item["path"]] = None  # the extract step reports what is wrong with it, naming the file
+    return resolve_sources(items, min_chars=min_chars, kinds=kinds)
+
+
 @dataclasses.dataclass(frozen=True)
 class Step:
     """One stage of ``koroberta run``: which stage, its output directory under ``workdir``, and where its inputs
@@ -125,9 +170,19 @@ def _opt(p: Optional[str]) -> Optional[Path]:
     return Path(p) if p else None
 
 
+def _corpus_inputs(c: PipelineConfig) -> dict[str, Optional[Path]]:
+    """The corpus stage's inputs: ``source``, or one ``source.<name>`` per source of ``sources:`` and one
+    ``decontaminate.<i>`` per evaluation file (their contents key the stage's completion)."""
+    if not c.sources:
+        return {"source": Path(c.source)}
+    out: dict[str, Optional[Path]] = {f"source.{n}": p for n, p in c.source_paths().items()}
+    out.update({f"decontaminate.{i}": Path(p) for i, p in enumerate(c.decontaminate)})
+    return out
+
+
 #: the pipeline: every step runs ``koroberta.<stage>.stage.run(cfg.<stage>, inputs, workdir/out)``
 STEPS: tuple[Step, ...] = (
-    Step("corpus", "corpus", lambda c, wd: {"source": Path(c.source)}, requires=("kss", "pyarrow")),
+    Step("corpus", "corpus", lambda c, wd: _corpus_inputs(c), requires=("kss", "pyarrow")),
     Step("spm", "spm", lambda c, wd: {"train_text": wd / "corpus" / "split" / "train.txt"},
          requires=("sentencepiece",)),
     Step("preprocess", "data-bin", lambda c, wd: {"split_dir": wd / "corpus" / "split", "vocab_dir": wd / "spm"},
@@ -166,11 +221,17 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
     identity and input contents. Returns the summary dict (also ``workdir/summary.json``)."""
     if until not in STAGES:
         raise ConfigError(f"--until {until!r} is not a stage", fix=f"use one of {', '.join(STAGES)}")
-    source = Path(cfg.source)
-    check_source(source)  # a pipe, socket, device or symlink loop: say which, before any directory is made
-    if not source.exists():
-        raise InputError("source not found", path=source,
-                         fix="point `source:` at a kowiki dump (`koroberta corpus download` fetches one) or a text file")
+    if cfg.sources:
+        from koroberta.corpus.build import check_sources
+
+        check_sources(cfg.corpus, cfg.source_paths(), cfg.decontaminate)  # each path, each evaluation file: one line
+    else:
+        source = Path(cfg.source)
+        check_source(source)  # a pipe, socket, device or symlink loop: say which, before any directory is made
+        if not source.exists():
+            raise InputError("source not found", path=source,
+                             fix="point `source:` at a kowiki dump (`koroberta corpus download` fetches one) or a "
+                                 "text file")
     wd = Path(cfg.workdir)
     wd.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"name": cfg.name, "workdir": str(wd), "stages": {}}

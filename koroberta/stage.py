@@ -36,10 +36,13 @@ class RunOptions:
 
 
 def check_inputs(stage: str, inputs: Mapping[str, Path | None], required: tuple[str, ...],
-                 optional: tuple[str, ...] = ()) -> dict[str, Path | None]:
-    """The stage's inputs as Paths; a missing or unknown key is a programming error (the pipeline wires them)."""
-    missing = [k for k in required if inputs.get(k) is None]
-    unknown = sorted(set(inputs) - set(required) - set(optional))
+                 optional: tuple[str, ...] = (), prefixes: tuple[str, ...] = ()) -> dict[str, Path | None]:
+    """The stage's inputs as Paths; a missing or unknown key is a programming error (the pipeline wires them).
+    ``prefixes`` declares families of keys ``<prefix>.<anything>`` (the corpus stage's ``source.<name>``, one per
+    source of a multi-source run); ``required`` then means required unless a key of such a family is given."""
+    family = [k for k in inputs if any(k.startswith(p + ".") for p in prefixes)]
+    missing = [] if family else [k for k in required if inputs.get(k) is None]
+    unknown = sorted(set(inputs) - set(required) - set(optional) - set(family))
     if missing or unknown:
         raise TypeError(f"{stage}.run: inputs missing {missing}, unknown {unknown}")
     return {k: (Path(v) if v is not None else None) for k, v in inputs.items()}

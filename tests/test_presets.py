@@ -13,7 +13,11 @@ from koroberta.train.config import RECIPES
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name", ["demo", "small", "base", "koroberta-8k"])
+def test_every_config_is_a_tested_preset():
+    assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == ["base", "demo", "koroberta-8k", "owndata", "small"]
+
+
+@pytest.mark.parametrize("name", ["demo", "small", "base", "koroberta-8k", "owndata"])
 def test_preset_loads(name):
     cfg = PipelineConfig.load(CONFIGS / f"{name}.yaml")
     assert cfg.train.tokens_per_sample <= cfg.train.max_positions
@@ -32,6 +36,12 @@ def test_recipe_presets_match_the_papers(name, sequences, lr, warmup, updates):
     args = fairseq_args(t, "DATA", "SAVE", cuda=True)
     assert "--fp16" in args and "--bf16" not in args
     assert args[args.index("--arch") + 1] == "roberta_base"
+
+
+def test_owndata_preset_lists_its_sources_in_priority_order():
+    cfg = PipelineConfig.load(CONFIGS / "owndata.yaml")
+    assert [s["name"] for s in cfg.corpus.sources] == ["kowiki", "reviews"]
+    assert [s["weight"] for s in cfg.corpus.sources] == [1.0, 2.0] and cfg.decontaminate
 
 
 def test_demo_is_cpu_sized():

@@ -79,7 +79,7 @@ def test_stage_module_defines_only_the_contract(name):
         else:
             defined.append(type(node).__name__)
     assert "run" in defined and "INPUTS" in defined
-    assert set(defined) <= {"run", "INPUTS", "OPTIONAL"}, f"{name}/stage.py defines {defined}"
+    assert set(defined) <= {"run", "INPUTS", "OPTIONAL", "PREFIXES"}, f"{name}/stage.py defines {defined}"
 
 
 @pytest.mark.parametrize("name", STAGES)
@@ -100,16 +100,30 @@ def _module_name(path: Path) -> str:
     return ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
 def private_imports(paths=SCANNED) -> list[str]:
-    """``from other.module import _name`` anywhere in a module (function-level imports included)."""
+    """``from other.module import _name`` anywhere in a module (function-level imports included), and
+    ``alias._name`` where ``alias`` is another koroberta module imported under that name."""
     found = []
     for path in paths:
         me = _module_name(path)
-        for node in ast.walk(_tree(path)):
+        tree = _tree(path)
+        modules = {}  # local name -> koroberta module it stands for
+        for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module != me and node.level == 0:
-                found += [f"{me}: from {node.module} import {a.name}" for a in node.names
-                          if a.name.startswith("_") and not a.name.startswith("__")]
-    return found
+                found += [f"{me}: from {node.module} import {a.name}" for a in node.names if _private(a.name)]
+                if node.module.startswith("koroberta"):
+                    modules.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+            elif isinstance(node, ast.Import):
+                modules.update({a.asname: a.name for a in node.names if a.asname and a.name.startswith("koroberta")})
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                    and _private(node.attr) and modules[node.value.id] != me):
+                found.append(f"{me}: {modules[node.value.id]}.{node.attr}")
+    return sorted(set(found))
 
 
 def test_no_module_imports_another_modules_private_names():
@@ -119,8 +133,9 @@ def test_no_module_imports_another_modules_private_names():
 def test_private_import_check_catches_one(tmp_path):
     bad = PKG / "corpus" / "_probe_for_test.py"  # a path under the package, so its module name resolves
     try:
-        bad.write_text("from koroberta.corpus.steps import _pool\n")
-        assert private_imports([bad]) == ["koroberta.corpus._probe_for_test: from koroberta.corpus.steps import _pool"]
+        bad.write_text("from koroberta.corpus.steps import _pool\nfrom koroberta.corpus import steps as S\nS._pool\n")
+        assert private_imports([bad]) == ["koroberta.corpus._probe_for_test: from koroberta.corpus.steps import _pool",
+                                          "koroberta.corpus._probe_for_test: koroberta.corpus.steps._pool"]
     finally:
         bad.unlink()
 

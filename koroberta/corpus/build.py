@@ -2,6 +2,9 @@
 
 ``build_corpus`` runs extract -> clean (merge + dedup) -> sentences (kss) -> split (train/valid/test by page-id
 hash); each sub-step is its own complete-marked directory under ``out_dir`` (see :mod:`koroberta.corpus.steps`).
+``build_corpus_sources`` does the same for several sources (top-level ``sources:``): one ``extract-<name>/`` per
+source with its filter profile, then one merge across them (dedup, near-dedup, decontamination), then the same
+sentence and split steps (the split applies the weights).
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from koroberta.artifacts import output_lock
 from koroberta.corpus.config import CorpusConfig
-from koroberta.errors import InputError
+from koroberta.errors import ConfigError, InputError
 from koroberta.text import clean_text
 
 _SOURCE_KINDS = "a kowiki dump (.xml.bz2/.xml), WikiExtractor output, a text file or a dataset on disk"
@@ -73,4 +77,44 @@ def build_corpus(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, 
         return steps.split(cfg, out, force=force, overwrite=overwrite)
 
 
+def check_sources(cfg: CorpusConfig, paths: Mapping[str, str | Path], decontaminate: Sequence[str | Path]) -> None:
+    """Before any work: every source of ``cfg.sources`` has a path that exists and is a file or directory, and every
+    decontamination file parses (:func:`koroberta.corpus.decontaminate.load_items`), each problem one line."""
+    from koroberta.corpus.decontaminate import load_items
 
+    names = [s["name"] for s in cfg.sources]
+    if sorted(paths) != sorted(names):
+        raise ConfigError(f"corpus sources {names} and the source paths given {sorted(paths)} differ",
+                          fix="fill corpus.sources and the paths from the same top-level `sources:` list")
+    for name in names:
+        p = Path(paths[name])
+        check_source(p)
+        if not p.exists():
+            raise InputError(f"source {name!r}: path not found", path=p,
+                             fix=f"point source {name!r}'s `path:` at an existing file or directory")
+        if cfg.source_spec(name)["profile"] is None:
+            raise ConfigError(f"source {name!r}: filter profile unresolved (its path did not exist when the config "
+                              "was read)", fix="run the command again, or set the source's `profile:`")
+    if decontaminate:
+        load_items([Path(p) for p in decontaminate])  # a file that cannot be parsed says so now, not after extraction
+
+
+def build_corpus_sources(cfg: CorpusConfig, paths: Mapping[str, str | Path], out_dir: str | Path, *,
+                         decontaminate: Sequence[str | Path] = (), workers: int = 1, force: bool = False,
+                         overwrite: bool = False) -> Path:
+    """:func:`build_corpus` for the sources of ``cfg.sources`` (priority order), read from ``paths`` (name -> path),
+    with the ``decontaminate`` evaluation files; returns the complete ``out_dir/split``."""
+    from koroberta.corpus import steps
+
+    out = Path(out_dir)
+    check_sources(cfg, paths, decontaminate)
+    inputs = {f"source.{n}": Path(p) for n, p in paths.items()}
+    inputs.update({f"decontaminate.{i}": Path(p) for i, p in enumerate(decontaminate)})
+    steps.check_corpus_dir(out, overwrite=overwrite, inputs=inputs)
+    with output_lock(out):
+        for s in cfg.sources:
+            steps.extract(cfg, paths[s["name"]], out, workers=workers, force=force, overwrite=overwrite,
+                          source_name=s["name"])
+        steps.clean(cfg, out, force=force, overwrite=overwrite, decontaminate=[Path(p) for p in decontaminate])
+        steps.sentences(cfg, out, workers=workers, force=force, overwrite=overwrite)
+        return steps.split(cfg, out, force=force, overwrite=overwrite)

@@ -19,6 +19,11 @@ from koroberta.errors import ConfigError
 def _config(args: argparse.Namespace):
     from koroberta.corpus.config import CorpusConfig
 
+    if args.config and getattr(args, "corpus_command", "build") != "build" and _top_level_sources(args.config):
+        # the per-shard steps (the SLURM array) read one SOURCE; several sources are built by `corpus build` only
+        raise ConfigError(f"{args.config} lists `sources:`: `koroberta corpus {args.corpus_command}` (the per-shard "
+                          "SLURM steps) does not support several sources yet",
+                          fix=f"koroberta corpus build --config {args.config} OUT_DIR")
     return CorpusConfig.from_cli(args, args.config)
 
 
@@ -103,9 +108,38 @@ def cmd_split(args: argparse.Namespace) -> int:
                              overwrite=args.overwrite))
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    from koroberta.corpus.build import build_corpus
+def _top_level_sources(config) -> bool:
+    from koroberta.config import load_yaml
 
+    return bool(config) and isinstance(data := load_yaml(config), dict) and bool(data.get("sources"))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from koroberta.corpus.build import build_corpus, build_corpus_sources
+    from koroberta.corpus.config import CorpusConfig
+
+    if args.out_dir is None:  # one positional: OUT_DIR, the sources come from --config's `sources:`
+        args.source, args.out_dir = None, args.source
+    if _top_level_sources(args.config):
+        if args.source is not None:
+            raise ConfigError(f"SOURCE {args.source} given, and {args.config} lists `sources:`",
+                              fix=f"koroberta corpus build --config {args.config} OUT_DIR (without SOURCE)")
+        from koroberta.pipeline import PipelineConfig
+
+        run = PipelineConfig.load(args.config)  # validates `sources:` and fills corpus.sources as `koroberta run` does
+        # the corpus options given on the command line win over the file's `corpus:` section, as for one source
+        cfg = CorpusConfig.from_args(args, run.corpus, source=args.config)
+        cfg.sources = run.corpus.sources
+        if cfg.min_chars != run.corpus.min_chars:  # the wiki profile takes corpus.min_chars: resolve it again
+            from koroberta.pipeline import resolve_run_sources
+
+            cfg.sources = resolve_run_sources(run.sources, cfg.min_chars)
+        return _print_done(build_corpus_sources(cfg, run.source_paths(), args.out_dir,
+                                                decontaminate=run.decontaminate, workers=_workers(args),
+                                                force=args.force, overwrite=args.overwrite))
+    if args.source is None or args.out_dir is None:
+        raise ConfigError("koroberta corpus build needs SOURCE OUT_DIR (or --config FILE.yaml with `sources:` and "
+                          "OUT_DIR)", fix="koroberta corpus build dump.xml.bz2 runs/x/corpus")
     return _print_done(build_corpus(_config(args), args.source, args.out_dir, workers=_workers(args),
                                     force=args.force, overwrite=args.overwrite))
 
@@ -175,12 +209,18 @@ def register(subparsers) -> None:
     _common(m, shards="all", workers=False, fields=SENTENCE_FIELDS + SPLIT_FIELDS)
     m.set_defaults(func=cmd_split)
 
-    b = sub.add_parser("build", help="all steps on one machine (what `koroberta run` does)")
-    b.add_argument("source", metavar="SOURCE",
-                   help=".xml.bz2/.xml dump, WikiExtractor output (dir or file), text file, or a Hugging Face dataset "
-                        "on disk (save_to_disk dir; .parquet/.jsonl file or dir) with a `text` column")
-    b.add_argument("out_dir", metavar="OUT_DIR", help="corpus output directory; split/ holds the result "
-                                                      "({train,valid,test}.txt, and hf/*.parquet for datasets)")
+    b = sub.add_parser("build", help="all steps on one machine (what `koroberta run` does)",
+                       description="Build a corpus from SOURCE, or from the top-level `sources:` list of --config "
+                                   "FILE.yaml (then give OUT_DIR only): extract, clean, sentence split, "
+                                   "train/valid/test.")
+    # both optional to argparse: `build --config owndata.yaml OUT_DIR` has no SOURCE (cmd_build sorts them out)
+    b.add_argument("source", metavar="SOURCE", nargs="?",
+                   help=".xml.bz2/.xml dump, WikiExtractor output (dir or file), text file, NSMC-style TSV, or a "
+                        "Hugging Face dataset on disk (save_to_disk dir; .parquet/.jsonl file or dir) with a `text` "
+                        "column; left out when --config lists `sources:`")
+    b.add_argument("out_dir", metavar="OUT_DIR", nargs="?",
+                   help="corpus output directory; split/ holds the result ({train,valid,test}.txt, and hf/*.parquet "
+                        "for datasets)")
     _common(b, shards="none")
     b.set_defaults(func=cmd_build)
 

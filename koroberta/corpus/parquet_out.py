@@ -2,7 +2,9 @@
 
 One row per document, in the order of the ``.txt`` files: ``id`` (string; the id the split hashed), ``title``
 (string, null where the source has none: plain text, or a dataset without a ``title`` column) and ``sentences``
-(list of strings: the document's lines in the ``.txt`` file). Read it with
+(list of strings: the document's lines in the ``.txt`` file); a corpus built from several sources (top-level
+``sources:``) adds ``source`` (string: the source's name), and its train file holds a document as many times as
+the source's weight writes it to train.txt. Read it with
 ``datasets.load_dataset("parquet", data_files={"train": "split/hf/train.parquet", ...})``.
 
 The files are part of the split step's output (written in its temporary directory, hashed in its manifest), so
@@ -27,12 +29,15 @@ FORMAT_VERSION = 1
 class SplitParquetWriter:
     """Streams documents of one split into ``path`` (a Parquet file with the schema in the module docstring)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, with_source: bool = False):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self._pa, self._pq, self.path = pa, pq, path
-        self.schema = pa.schema([("id", pa.string()), ("title", pa.string()), ("sentences", pa.list_(pa.string()))])
+        # the source column only where there are several: a single source's files keep their bytes
+        fields = [("id", pa.string()), ("title", pa.string()), ("sentences", pa.list_(pa.string()))]
+        self.schema = pa.schema(fields + [("source", pa.string())] if with_source else fields)
+        self._sources: list[str | None] | None = [] if with_source else None
         self._writer = None  # opened at the first document: a split without documents gets no file (see close)
         self._ids: list[str] = []
         self._titles: list[str | None] = []
@@ -40,7 +45,10 @@ class SplitParquetWriter:
         self._chars = 0
         self.rows = 0
 
-    def add(self, doc_id: str, title: str | None, sentences: list[str], chars: int) -> None:
+    def add(self, doc_id: str, title: str | None, sentences: list[str], chars: int, *,
+            source: str | None = None) -> None:
+        if self._sources is not None:
+            self._sources.append(source)
         self._ids.append(doc_id)
         self._titles.append(title or None)
         self._sentences.append(sentences)
@@ -58,8 +66,11 @@ class SplitParquetWriter:
                                                   compression_level=3, use_dictionary=False, write_statistics=True,
                                                   version="2.6", data_page_version="1.0", store_schema=True,
                                                   write_page_index=False)
-        table = self._pa.table({"id": self._ids, "title": self._titles, "sentences": self._sentences},
-                               schema=self.schema)
+        cols = {"id": self._ids, "title": self._titles, "sentences": self._sentences}
+        if self._sources is not None:
+            cols["source"] = self._sources
+            self._sources = []
+        table = self._pa.table(cols, schema=self.schema)
         self._writer.write_table(table, row_group_size=len(self._ids))  # exactly one row group per flush
         self._ids, self._titles, self._sentences, self._chars = [], [], [], 0
 

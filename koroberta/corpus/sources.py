@@ -85,7 +85,8 @@ def _peek_text(path: Path, n: int = 4096) -> bytes:
 
 
 def detect_format(path: Path) -> str:
-    """``dump`` | ``wikiextractor`` | ``text`` | ``hf_disk`` | ``parquet`` | ``jsonl`` for a file or directory.
+    """``dump`` | ``wikiextractor`` | ``text`` | ``nsmc`` | ``hf_disk`` | ``parquet`` | ``jsonl`` for a file or
+    directory (``nsmc``: a TSV whose header names ``id`` and ``document`` columns).
 
     A directory is a ``save_to_disk`` dataset (its ``state.json`` + ``dataset_info.json``, or ``dataset_dict.json``),
     a directory of Parquet or JSON Lines files (other files next to them, e.g. a dataset repo's README.md, are
@@ -137,7 +138,8 @@ _BINARY_MAGIC = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPE
 _FIX_BINARY = ("pass a MediaWiki dump (.xml.bz2), WikiExtractor output, UTF-8 plain text (optionally .bz2/.xz/.gz "
                "compressed) or a dataset (save_to_disk directory, Parquet or JSON Lines files)")
 #: what a directory of each readable kind holds, for the error naming a file of another kind
-_DIR_WORDS = {"text": "plain text files", "wikiextractor": "WikiExtractor output files", "dump": "MediaWiki dumps"}
+_DIR_WORDS = {"text": "plain text files", "wikiextractor": "WikiExtractor output files", "dump": "MediaWiki dumps",
+              "nsmc": "NSMC-style TSV files"}
 
 
 def _sniff(path: Path) -> tuple[str, str]:
@@ -174,7 +176,16 @@ def _sniff(path: Path) -> tuple[str, str]:
         return "binary", f"UTF-16 text (byte-order mark {raw[:2].hex(' ')}), not UTF-8"
     if b"\0" in raw:
         return "binary", f"binary data (a NUL byte at offset {raw.index(bytes(1))}; or UTF-16/32 text, not UTF-8)"
+    if _is_nsmc_header(raw.split(b"\n", 1)[0]):
+        return "nsmc", "an NSMC-style TSV"
     return "text", "plain text"
+
+
+def _is_nsmc_header(line: bytes) -> bool:
+    """The header of an NSMC-style TSV (``id<TAB>document<TAB>label``): tab-separated, with ``id`` and ``document``
+    columns. A text line with those two exact tab-separated words is implausible; a review file is not."""
+    cols = line.lstrip(b"\xef\xbb\xbf").rstrip(b"\r").split(b"\t")
+    return len(cols) >= 2 and b"id" in cols and b"document" in cols
 
 
 def _refuse_stage_output(path: Path) -> None:
@@ -214,7 +225,7 @@ def _dir_kind(path: Path, files: list[Path]) -> str:
         raise InputError(f"directory holds only empty files ({len(files)})", path=path,
                          fix="point at the directory that holds the text or WikiExtractor output")
     # the kind the directory is taken to hold: its first text or WikiExtractor file's, else its first dump's
-    first = next((x for x in found if x[1] in ("text", "wikiextractor")),
+    first = next((x for x in found if x[1] in ("text", "wikiextractor", "nsmc")),
                  next((x for x in found if x[1] == "dump"), found[0]))
     if first[1] not in _DIR_WORDS:
         return detect_format(first[0])  # raises the file's own error (binary, not-MediaWiki XML, ...)
@@ -504,6 +515,50 @@ def iter_text(paths: list[Path], stats: ReadStats, *, encoding: str = enc.UTF8) 
             stats.pages = ordinal
 
 
+def iter_text_lines(paths: list[Path], stats: ReadStats, *, encoding: str = enc.UTF8) -> Iterator[RawPage]:
+    """Plain text with one document per non-empty line (``documents: line``: reviews, comments). ids are
+    ``<file name>:<line number>`` (1-based), so a document can be found in its file."""
+    ordinal = 0
+    for p in paths:
+        for lineno, line in enumerate(_decode_lines(p, stats, encoding), 1):
+            s = line.rstrip("\r\n")
+            if s.strip():
+                yield RawPage(ord=ordinal, id=f"{p.name}:{lineno}", title="", ns=0, text=s, clean=True)
+                ordinal += 1
+                stats.pages = ordinal
+
+
+def iter_nsmc(paths: list[Path], stats: ReadStats, *, encoding: str = enc.UTF8) -> Iterator[RawPage]:
+    """NSMC-style TSV: a header naming ``id`` and ``document`` columns (``id<TAB>document<TAB>label``), then one
+    document per row: its ``document`` text, its ``id`` as the document id. Fields are split on tabs only (NSMC is
+    not quoted CSV: a review may hold a double quote). A row with fewer columns than the header is an error naming
+    its line."""
+    ordinal = 0
+    for p in paths:
+        cols: list[str] | None = None
+        for lineno, line in enumerate(_decode_lines(p, stats, encoding), 1):
+            s = line.rstrip("\r\n")
+            if cols is None:
+                if not s.strip():
+                    continue
+                cols = s.lstrip("\ufeff").split("\t")
+                if "id" not in cols or "document" not in cols:
+                    raise InputError(f"line {lineno}: the header has no `id` and `document` columns ({s[:60]!r})",
+                                     path=p, fix="start the file with the header `id<TAB>document<TAB>label`")
+                i_id, i_doc = cols.index("id"), cols.index("document")
+                continue
+            if not s.strip():
+                continue
+            row = s.split("\t")
+            if len(row) <= max(i_id, i_doc):
+                raise InputError(f"line {lineno}: {len(row)} tab-separated field(s), the header has {len(cols)}",
+                                 path=p, fix="fix or delete that row (fields are separated by one tab each)")
+            pid = row[i_id].strip()
+            yield RawPage(ord=ordinal, id=pid or f"{p.name}:{lineno}", title="", ns=0, text=row[i_doc], clean=True)
+            ordinal += 1
+            stats.pages = ordinal
+
+
 # -- text encodings: one policy for every stage (koroberta.encoding) --------------------------------------------------
 _CHECK_FILES = 8  # files of a directory whose sample is checked before extraction: first, last and spread between
 
@@ -534,7 +589,7 @@ def check_source_encoding(source: Path, encoding: str = enc.UTF8) -> None:
         for f in list_dir_files(source) if source.is_dir() else [source]:
             _refuse_utf16(f)
         raise
-    if fmt in ("text", "wikiextractor"):
+    if fmt in ("text", "wikiextractor", "nsmc"):
         for f in _spread(list_dir_files(source) if source.is_dir() else [source]):
             enc.check_text_file(f, option="encoding", compressed=True)
 
@@ -735,12 +790,14 @@ def iter_hf(source: Path, kind: str, stats: ReadStats) -> Iterator[RawPage]:
 
 
 def iter_source(source: Path, stats: ReadStats, *, dbname: str = "kowiki",
-                decompress_threads: int = 1, encoding: str = enc.UTF8) -> Iterator[RawPage]:
+                decompress_threads: int = 1, encoding: str = enc.UTF8, documents: str = "blank") -> Iterator[RawPage]:
     """Dispatch on the detected format (see the module docstring). ``encoding`` other than UTF-8 (``corpus.encoding``):
-    a text / WikiExtractor source decoded with that codec (:func:`check_source_encoding` refuses what does not fit)."""
+    a text / WikiExtractor source decoded with that codec (:func:`check_source_encoding` refuses what does not fit).
+    ``documents``: how plain text is cut into documents, ``blank`` (a blank line between them) or ``line``."""
+    text_reader = iter_text_lines if documents == "line" else iter_text
     if not enc.is_utf8(encoding):
         kind, files = _codec_text_source(source, encoding)
-        return (iter_wikiextractor if kind == "wikiextractor" else iter_text)(files, stats, encoding=encoding)
+        return (iter_wikiextractor if kind == "wikiextractor" else text_reader)(files, stats, encoding=encoding)
     fmt = detect_format(source)
     if fmt in ("hf_disk", "parquet", "jsonl"):
         return iter_hf(source, fmt, stats)
@@ -752,4 +809,6 @@ def iter_source(source: Path, stats: ReadStats, *, dbname: str = "kowiki",
     files = list_dir_files(source) if source.is_dir() else [source]
     if fmt == "wikiextractor":
         return iter_wikiextractor(files, stats)
-    return iter_text(files, stats)
+    if fmt == "nsmc":
+        return iter_nsmc(files, stats)
+    return text_reader(files, stats)

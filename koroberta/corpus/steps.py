@@ -22,6 +22,7 @@ import heapq
 import io
 import json
 import logging
+import math
 import multiprocessing as mp
 import signal
 import sys
@@ -43,13 +44,15 @@ _BATCH = 32  # pages per worker task: ~0.3 MB of wikitext, amortises pickling; o
 STEP_NAMES = ("extract", "clean", "sentences", "split")
 
 
-def check_corpus_dir(out_dir: Path, *, overwrite: bool, source: str | Path | None = None) -> None:
+def check_corpus_dir(out_dir: Path, *, overwrite: bool, source: str | Path | None = None,
+                     inputs: dict[str, Path] | None = None) -> None:
     """The corpus directory (every step's ``out_dir``) holds only corpus steps' directories: never another stage's
-    output, never the source, never inside another stage's output; foreign files only with ``--overwrite`` (the
-    steps are then written next to them; nothing is deleted). SLURM array shards share it: a shard's sibling
-    step directories are its own stage's."""
-    check_output_location(out_dir, "corpus", {"source": source}, overwrite=overwrite, nested_ok=("corpus",),
-                          own_names=STEP_NAMES)
+    output, never the source (``inputs``: every source and decontamination file of a multi-source corpus), never
+    inside another stage's output; foreign files only with ``--overwrite`` (the steps are then written next to them;
+    nothing is deleted). SLURM array shards share it: a shard's sibling step directories are its own stage's, and
+    a multi-source corpus's ``extract-<name>/`` directories are ``extract`` steps (``NAME-…`` matches)."""
+    check_output_location(out_dir, "corpus", {"source": source, **(inputs or {})}, overwrite=overwrite,
+                          nested_ok=("corpus",), own_names=STEP_NAMES)
 
 
 def shard_name(step: str, shard: int, num_shards: int) -> str:
@@ -85,7 +88,15 @@ def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[str | N
 
     pages, opt = task
     out = []
+    prof = None
+    if opt.get("profile") is not None:
+        from koroberta.corpus.filters import Profile
+
+        prof = Profile(**opt["profile"])
     for ordinal, pid, title, text, clean in pages:
+        if prof is not None:  # a source of a multi-source corpus: its own record shape, filters and exclusions
+            out.append(_clean_filtered(ordinal, pid, title, text, clean, opt, prof))
+            continue
         if not clean and not opt["keep_disambiguation"] and is_disambiguation(text):
             out.append((None, "disambiguation", 0, 0))
             continue
@@ -104,6 +115,46 @@ def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[str | N
         else:
             out.append((doc_json(ordinal, pid, title, body), "", len(body), literals))
     return out
+
+
+def _clean_filtered(ordinal: int, pid: str, title: str, text: str, clean: bool, opt: dict[str, Any],
+                    prof: Any) -> tuple:
+    """One page of a multi-source corpus's source: today's cleaning, then the source's filter profile
+    (:func:`koroberta.corpus.filters.filter_document`). Returns (docs.jsonl line | None, drop reason, characters
+    kept, literals removed, filter counters, excluded.jsonl line | None, characters in)."""
+    from koroberta.text import collapse_ws, normalize_block
+    from koroberta.corpus.filters import filter_document
+    from koroberta.corpus.wikitext import (is_disambiguation, keep_line, remove_special_literals,
+                                           wikitext_to_lines)
+
+    name = opt["source_name"]
+    doc_id = f"{name}/{pid}"  # ids of different sources collide (two files' `0`, two dumps' page 1)
+
+    def excluded(reason: str, body: str) -> str:
+        return json.dumps({"id": doc_id, "title": title, "reason": reason, "text": body}, ensure_ascii=False) + "\n"
+
+    if not clean and not opt["keep_disambiguation"] and is_disambiguation(text):
+        return None, "disambiguation", 0, 0, {}, excluded("disambiguation", ""), 0
+    if clean:
+        block = normalize_block(text, opt["normalization"])
+        lines = [l for l in (collapse_ws(x) for x in block.split("\n")) if keep_line(l, opt["min_line_chars"])]
+    else:
+        lines = wikitext_to_lines(text, drop_sections=opt["drop_sections"], normalization=opt["normalization"],
+                                  min_line_chars=opt["min_line_chars"])
+    body, literals = remove_special_literals("\n".join(lines), opt["min_line_chars"])
+    if not body:
+        return None, "empty_after_cleaning", 0, 0, {}, excluded("empty_after_cleaning", ""), 0
+    kept, reason, counters = filter_document(body, prof)
+    if kept is None:
+        shown = body
+        if prof.pii:  # the excluded file is an output too: it must not keep the personal data the filter replaces
+            from koroberta.corpus.pii import replace_pii
+
+            shown = replace_pii(body)[0]
+        return None, reason, 0, 0, counters, excluded(reason, shown), len(body)
+    line = json.dumps({"ord": ordinal, "id": doc_id, "title": title, "text": kept, "source": name},
+                      ensure_ascii=False) + "\n"
+    return line, "", len(kept), literals, counters, None, len(body)
 
 
 def _batches(pages: Iterable, shard: int, num_shards: int, drops: dict[str, int], opt: dict) -> Iterator[tuple]:
@@ -158,50 +209,81 @@ def _pool(workers: int, initializer=None) -> Iterator[Any]:
 
 
 def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard: int = 0, num_shards: int = 1,
-            workers: int = 1, force: bool = False, overwrite: bool = False) -> Path:
-    """Stream ``source`` (dump / WikiExtractor / text), keep namespace-0 non-redirect articles of this shard, clean
-    the wikitext, and write ``docs.jsonl`` (one ``{"ord","id","title","text"}`` per document, text lines =
-    paragraphs). Drop reasons and reader counters go to the manifest stats."""
+            workers: int = 1, force: bool = False, overwrite: bool = False, source_name: str | None = None) -> Path:
+    """Stream ``source`` (dump / WikiExtractor / text / TSV / dataset), keep namespace-0 non-redirect articles of this
+    shard, clean the wikitext, and write ``docs.jsonl`` (one ``{"ord","id","title","text"}`` per document, text
+    lines = paragraphs). Drop reasons and reader counters go to the manifest stats.
+
+    ``source_name``: the source of a multi-source corpus (an entry of ``cfg.sources``): written to
+    ``extract-<name>[-i-of-n]/``, ids ``<name>/<id>``, records with ``source``, the source's filter profile applied
+    after the cleaning, per-filter counts in the stats and every dropped document in ``excluded.jsonl``."""
     from koroberta.corpus.sources import ReadStats, check_source_encoding, iter_source
     from koroberta.corpus.wikitext import CLEANER_VERSION
 
     _check_shard(shard, num_shards)
     source = Path(source)
-    final = Path(out_dir) / shard_name("extract", shard, num_shards)
+    spec = cfg.source_spec(source_name) if source_name is not None else None
+    final = Path(out_dir) / shard_name("extract" if spec is None else f"extract-{source_name}", shard, num_shards)
     from koroberta.corpus.build import check_source
     check_source(source)  # a pipe/socket/device/symlink loop says so (not "source not found"), before any work
     check_corpus_dir(Path(out_dir), overwrite=overwrite, source=source)
     # the cleaner version is part of the config: an extract written by an older cleaner is redone, not reused
     conf = {**cfg.part(*EXTRACT_FIELDS), "shard": shard, "num_shards": num_shards, "cleaner": CLEANER_VERSION}
+    if spec is not None:
+        if spec["profile"] is None:  # the kind was unknown when the config was read (the path did not exist)
+            raise ConfigError(f"source {source_name!r}: its filter profile is unresolved",
+                              fix="load the config again now that its path exists, or set `profile:`")
+        # the weight is the split's business: changing it must not redo the extraction
+        conf.update({"source": {k: spec[k] for k in ("name", "profile", "documents")}})
+        del conf["min_chars"]  # the profile's min_chars decides (the wiki profile's is corpus.min_chars)
     inputs = {"source": source}
     if not source.exists():
-        raise InputError("source not found", path=source, fix="pass an existing dump, WikiExtractor output or text file")
+        raise InputError("source not found" if spec is None else f"source {source_name!r} not found", path=source,
+                         fix="pass an existing dump, WikiExtractor output or text file")
     if skip_if_complete(final, "corpus.extract", conf, inputs, force=force, log=log):
         return final
     check_source_encoding(source, cfg.encoding)  # CP949/UTF-16/not UTF-8: refused before any directory exists
-    opt = {k: conf[k] for k in ("keep_disambiguation", "drop_sections", "normalization", "min_line_chars",
-                                "min_chars")}
+    opt = {k: getattr(cfg, k) for k in ("keep_disambiguation", "drop_sections", "normalization", "min_line_chars",
+                                        "min_chars")}
+    if spec is not None:
+        opt.update({"profile": spec["profile"], "source_name": source_name})
     rstats = ReadStats()
     drops: dict[str, int] = {}
-    kept = chars = literals = 0
+    filters: dict[str, int] = {}
+    kept = chars = literals = docs_in = chars_in = 0
     with StageOutput(final, stage="corpus.extract", config=conf, inputs=inputs, overwrite=overwrite) as st:
-        bar = _progress(f"extract {shard}/{num_shards}", "page")
+        bar = _progress(f"extract {source_name + ' ' if spec else ''}{shard}/{num_shards}", "page")
         # the reader decodes bz2 with as many threads as there are cleaning workers, so it keeps up with them
-        pages = iter_source(source, rstats, dbname=cfg.dbname, decompress_threads=workers, encoding=cfg.encoding)
-        with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as out, _pool(workers) as pool:
-            tasks = _batches(pages, shard, num_shards, drops, opt)
-            results = pool.imap(_clean_batch, tasks) if pool else map(_clean_batch, tasks)
-            for res in results:
-                for line, reason, nchars, nlit in res:
-                    if line is None:
-                        drops[reason] = drops.get(reason, 0) + 1
-                        continue
-                    out.write(line)
-                    kept += 1
-                    chars += nchars
-                    literals += nlit
-                bar.n = rstats.pages
-                bar.update(0)
+        pages = iter_source(source, rstats, dbname=cfg.dbname, decompress_threads=workers, encoding=cfg.encoding,
+                            documents=spec["documents"] if spec else "blank")
+        excluded = open(st.tmp / "excluded.jsonl", "w", encoding="utf-8", newline="\n") if spec else None
+        try:
+            with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as out, _pool(workers) as pool:
+                tasks = _batches(pages, shard, num_shards, drops, opt)
+                results = pool.imap(_clean_batch, tasks) if pool else map(_clean_batch, tasks)
+                for res in results:
+                    for line, reason, nchars, nlit, *more in res:
+                        if more:  # a multi-source source: filter counters, excluded record, characters in
+                            counters, ex_line, nin = more
+                            for k, v in counters.items():
+                                filters[k] = filters.get(k, 0) + v
+                            if ex_line is not None:
+                                excluded.write(ex_line)
+                            if nin:
+                                docs_in += 1
+                                chars_in += nin
+                        if line is None:
+                            drops[reason] = drops.get(reason, 0) + 1
+                            continue
+                        out.write(line)
+                        kept += 1
+                        chars += nchars
+                        literals += nlit
+                    bar.n = rstats.pages
+                    bar.update(0)
+        finally:
+            if excluded is not None:
+                excluded.close()
         bar.close()
         if rstats.invalid_utf8:
             log.warning("%s: %d invalid UTF-8 byte sequence(s) replaced with U+FFFD", source, rstats.invalid_utf8)
@@ -209,7 +291,14 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
                          "documents": kept, "characters": chars, "dropped": dict(sorted(drops.items())),
                          "repaired": {"special_token_literals_removed": literals},
                          "invalid_utf8_replaced": rstats.invalid_utf8, "dbname": rstats.dbname})
-    log.info("extract: %d pages read, %d documents kept, dropped %s", rstats.pages, kept, drops)
+        if spec is not None:
+            # what the profile saw (cleaned, non-empty documents) and what it did: edits (boilerplate lines, repeats,
+            # pii_* replacements) and drops by filter name (in "dropped" with the cleaning's own reasons)
+            st.stats.update({"source": source_name, "profile": spec["profile"]["name"],
+                             "filtered_in": {"documents": docs_in, "characters": chars_in},
+                             "edits": dict(sorted(filters.items()))})
+    log.info("extract%s: %d pages read, %d documents kept, dropped %s", f" {source_name}" if spec else "",
+             rstats.pages, kept, drops)
     return final
 
 
@@ -240,11 +329,17 @@ def _shard_dirs(out_dir: Path, step: str, num_shards: int, stage: str) -> list[P
 
 
 def clean(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force: bool = False,
-          overwrite: bool = False) -> Path:
+          overwrite: bool = False, decontaminate: Sequence[Path] = ()) -> Path:
     """Merge the extract shards in source order, drop exact duplicates (keep the first), and write
-    ``docs.jsonl`` (id, title, text: one document per line), which the sentence step reads."""
+    ``docs.jsonl`` (id, title, text: one document per line), which the sentence step reads. A multi-source corpus
+    (``cfg.sources``) is merged by :func:`clean_sources` (``decontaminate``: its evaluation files)."""
     out_dir = Path(out_dir)
     check_corpus_dir(out_dir, overwrite=overwrite)
+    if cfg.sources:
+        return clean_sources(cfg, out_dir, decontaminate=decontaminate, force=force, overwrite=overwrite)
+    if decontaminate:
+        raise ConfigError("decontamination files are given, but the corpus has a single `source:`",
+                          fix="list the source under `sources:` to use `decontaminate:`")
     shards = _shard_dirs(out_dir, "extract", num_shards, "corpus.extract")
     final = out_dir / "clean"
     conf = cfg.part(*CLEAN_FIELDS)
@@ -281,6 +376,89 @@ def clean(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     return final
 
 
+def _add(d: dict[str, int], key: str, n: int = 1) -> None:
+    d[key] = d.get(key, 0) + n
+
+
+def clean_sources(cfg: CorpusConfig, out_dir: Path, *, decontaminate: Sequence[Path] = (), force: bool = False,
+                  overwrite: bool = False) -> Path:
+    """The merge of a multi-source corpus: the sources in priority order (``cfg.sources``), each in source order;
+    a document is dropped when it contains a text of the ``decontaminate`` files (reason ``decontaminated``), when
+    an earlier document has its :func:`~koroberta.corpus.dedup.dedup_key` (``duplicate``; ``cfg.dedup``) or when it
+    near-duplicates an earlier kept document (``near_duplicate``; ``cfg.near_dedup_on``). Earlier = a
+    higher-priority source, or earlier in the same source: the first of a group survives. Every drop is written to
+    ``excluded.jsonl`` (id, source, reason, what it matched); the stats count everything per source."""
+    from koroberta.corpus.decontaminate import Decontaminator, load_items
+    from koroberta.corpus.dedup import ExactDedup, NearDedup, dedup_key
+
+    names = [s["name"] for s in cfg.sources]
+    dirs = [out_dir / f"extract-{n}" for n in names]
+    missing = [n for n, d in zip(names, dirs) if (read_manifest(d) or {}).get("stage") != "corpus.extract"]
+    if missing:
+        raise InputError(f"extract of source {missing[0]!r} missing or incomplete", path=out_dir / f"extract-{missing[0]}",
+                         fix="run `koroberta corpus build --config FILE.yaml OUT_DIR`, which extracts every source")
+    final = out_dir / "clean"
+    conf = {**cfg.part(*CLEAN_FIELDS), "sources": names, "dedup_key": "dedup.normalize"}
+    inputs: dict[str, Path] = {f"extract-{n}": d for n, d in zip(names, dirs)}
+    inputs.update({f"decontaminate.{i}": Path(p) for i, p in enumerate(decontaminate)})
+    if skip_if_complete(final, "corpus.clean", conf, inputs, force=force, log=log):
+        return final
+    items = load_items([Path(p) for p in decontaminate]) if decontaminate else []
+    decon = Decontaminator(items) if items else None
+    exact = ExactDedup() if cfg.dedup else None
+    near = NearDedup() if cfg.near_dedup_on else None
+    per: dict[str, dict[str, Any]] = {}
+    drops: dict[str, int] = {}
+    repairs: dict[str, int] = {}
+    kept = chars = 0
+    with StageOutput(final, stage="corpus.clean", config=conf, inputs=inputs, overwrite=overwrite) as st:
+        with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as dj, \
+                open(st.tmp / "excluded.jsonl", "w", encoding="utf-8", newline="\n") as ex:
+            for name, d in zip(names, dirs):
+                es = read_manifest(d)["stats"]
+                for k, v in es["dropped"].items():
+                    _add(drops, k, v)
+                for k, v in es.get("repaired", {}).items():
+                    _add(repairs, k, v)
+                edits = es.get("edits", {})
+                ps = per[name] = {
+                    "profile": es.get("profile"), "in": es.get("filtered_in", {}),
+                    "extracted": {"documents": es["documents"], "characters": es["characters"]},
+                    "dropped": dict(es["dropped"]), "edits": edits,
+                    "pii_replaced": sum(v for k, v in edits.items() if k.startswith("pii_")),
+                    "duplicates_of": {}, "near_duplicates_of": {}, "decontaminated": 0,
+                    "kept": {"documents": 0, "characters": 0}}
+                for rec in _read_jsonl(d / "docs.jsonl"):
+                    text, why = rec["text"], None
+                    hit = decon.match(text) if decon is not None else None
+                    if hit is not None:
+                        why = {"reason": "decontaminated", "matched": f"{hit.file}:{hit.line}", "text": text}
+                        ps["decontaminated"] += 1
+                    elif exact is not None and (first := exact.seen(dedup_key(text), rec["id"], name)) is not None:
+                        why = {"reason": "duplicate", "of": first[1]}
+                        _add(ps["duplicates_of"], first[0])
+                    elif near is not None and (first := near.match(rec["id"], name, text)) is not None:
+                        why = {"reason": "near_duplicate", "of": first[1], "text": text}
+                        _add(ps["near_duplicates_of"], first[0])
+                    if why is not None:
+                        _add(drops, why["reason"])
+                        _add(ps["dropped"], why["reason"])
+                        ex.write(json.dumps({"id": rec["id"], "source": name, **why}, ensure_ascii=False) + "\n")
+                        continue
+                    dj.write(json.dumps({"id": rec["id"], "title": rec["title"], "text": text, "source": name},
+                                        ensure_ascii=False) + "\n")
+                    kept += 1
+                    chars += len(text)
+                    ps["kept"]["documents"] += 1
+                    ps["kept"]["characters"] += len(text)
+                ps["dropped"] = dict(sorted(ps["dropped"].items()))
+        st.stats.update({"documents": kept, "characters": chars, "dropped": dict(sorted(drops.items())),
+                         "repaired": dict(sorted(repairs.items())), "sources": per,
+                         "decontamination": decon.stats() if decon is not None else None})
+    log.info("clean: %d documents from %d sources, dropped %s", kept, len(names), drops)
+    return final
+
+
 # -- sentence split ---------------------------------------------------------------------------------------------------
 def init_kss() -> None:
     """Import kss once per worker with its banner silenced (it prints to stdout on import)."""
@@ -313,9 +491,9 @@ def split_lines(lines: Sequence[str], backend: str) -> list[str]:
     return out
 
 
-def _split_doc(task: tuple[int, str, str, str, str]) -> tuple[int, str, str, list[str]]:
-    idx, pid, title, text, backend = task
-    return idx, pid, title, split_lines(text.split("\n"), backend)
+def _split_doc(task: tuple[int, str, str, str, str, str | None]) -> tuple[int, str, str, list[str], str | None]:
+    idx, pid, title, text, backend, source = task
+    return idx, pid, title, split_lines(text.split("\n"), backend), source
 
 
 def check_backend(backend: str) -> None:
@@ -359,17 +537,21 @@ def sentences(cfg: CorpusConfig, out_dir: str | Path, *, shard: int = 0, num_sha
     total = clean_manifest["stats"]["documents"]
     n_sent = 0
     with StageOutput(final, stage="corpus.sentences", config=conf, inputs=inputs, overwrite=overwrite) as st:
-        tasks = ((i, r["id"], r["title"], r["text"], cfg.backend)
+        tasks = ((i, r["id"], r["title"], r["text"], cfg.backend, r.get("source"))
                  for i, r in _read_jsonl_shard(clean_dir / "docs.jsonl", shard, num_shards))
         bar = _progress(f"sentences {shard}/{num_shards} ({cfg.backend})", "doc",
                         total=len(range(shard, total, num_shards)))
         with open(st.tmp / "sentences.jsonl", "w", encoding="utf-8", newline="\n") as out, \
                 _pool(workers, init_kss) as pool:
             results = pool.imap(_split_doc, tasks, chunksize=8) if pool else map(_split_doc, tasks)
-            for idx, pid, title, sents in results:
-                # the title travels with the sentences for split/hf/*.parquet (the .txt files have no place for it)
-                out.write(json.dumps({"idx": idx, "id": pid, "title": title, "sentences": sents},
-                                     ensure_ascii=False) + "\n")
+            for idx, pid, title, sents, source in results:
+                # the title travels with the sentences for split/hf/*.parquet (the .txt files have no place for it);
+                # the source too, for the split's weights -- only in a multi-source corpus, so a single source's
+                # bytes stay what they were
+                rec = {"idx": idx, "id": pid, "title": title, "sentences": sents}
+                if source is not None:
+                    rec["source"] = source
+                out.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n_sent += len(sents)
                 bar.update(1)
         bar.close()
@@ -390,11 +572,34 @@ def assign_split(page_id: str, salt: str, valid_fraction: float, test_fraction: 
     return "train"
 
 
+def train_copies(n: int, weight: float) -> tuple[int, int]:
+    """How a source of ``weight`` with ``n`` train documents is written to train: ``k = floor(weight * n + 0.5)``
+    documents (round half up: ``round`` would round 2.5 to 2), as ``(full, extra)``: every document ``full = k // n``
+    times, and the ``extra = k - full * n`` top-ranked ones once more (ranked by :func:`train_rank`). Weight 0.5 of
+    7 documents: (0, 4); weight 2: (2, 0); weight 1.5 of 3: (1, 2)."""
+    if n <= 0:
+        return 0, 0
+    k = math.floor(weight * n + 0.5)
+    return k // n, k - (k // n) * n
+
+
+def train_rank(salt: str, source: str, doc_id: str) -> bytes:
+    """The rank of a train document within its source for the weights: a hash of (salt, source, id), so which
+    documents a weight keeps depends on neither order nor sharding, and differs from the split's own hash."""
+    return hashlib.sha256(f"{salt}\0weight\0{source}\0{doc_id}".encode("utf-8")).digest()
+
+
 def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force: bool = False,
           overwrite: bool = False) -> Path:
     """Merge the sentence shards in document order and write ``train.txt``/``valid.txt``/``test.txt`` (one
     sentence per line, one blank line between documents, final newline), the same documents as a Hugging Face
-    dataset in ``hf/{train,valid,test}.parquet`` (see :mod:`koroberta.corpus.parquet_out`), plus the report."""
+    dataset in ``hf/{train,valid,test}.parquet`` (see :mod:`koroberta.corpus.parquet_out`), plus the report.
+
+    A multi-source corpus (``cfg.sources``): valid/test are assigned by the document hash as for one source (never
+    weighted); train writes each source's documents by its weight (:func:`train_copies`) in passes -- pass ``c``
+    writes, in document order, every document with more than ``c`` copies -- so two copies of a document never sit
+    side by side (an MLM block holding a document twice would let the model copy the masked tokens). The Parquet
+    rows then carry ``source``, and the stats count documents per source and split."""
     from koroberta.corpus import parquet_out
 
     out_dir = Path(out_dir)
@@ -403,12 +608,39 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     final = out_dir / "split"
     # the Parquet format version is part of the config: a split made before (or with another) hf/ is redone
     conf = {**cfg.part(*SPLIT_FIELDS), "backend": cfg.backend, "hf_parquet": parquet_out.FORMAT_VERSION}
+    multi = bool(cfg.sources)
+    if multi:
+        conf["weights"] = {s["name"]: s["weight"] for s in cfg.sources}
     inputs = {f"sentences{i}": d for i, d in enumerate(shards)}
     if skip_if_complete(final, "corpus.split", conf, inputs, force=force, log=log):
         return final
     clean_m = read_manifest(out_dir / "clean")
     extract_drops = (clean_m or {}).get("stats", {}).get("dropped", {})
     extract_repairs = (clean_m or {}).get("stats", {}).get("repaired", {})
+
+    def records() -> Iterator[tuple[dict, str]]:
+        for rec in heapq.merge(*(_read_jsonl(d / "sentences.jsonl") for d in shards), key=lambda r: r["idx"]):
+            yield rec, assign_split(str(rec["id"]), cfg.split_salt, cfg.valid_fraction, cfg.test_fraction)
+
+    copies: dict[str, tuple[int, int, set[str]]] = {}  # source -> (full, extra, ids written once more)
+    per: dict[str, dict[str, Any]] = {}
+    if multi:  # pass 0: each source's train documents, to rank them for its weight
+        ranks: dict[str, list[tuple[bytes, str]]] = {s["name"]: [] for s in cfg.sources}
+        for rec, part in records():
+            if rec["sentences"] and part == "train":
+                ranks[rec["source"]].append((train_rank(cfg.split_salt, rec["source"], str(rec["id"])),
+                                             str(rec["id"])))
+        for s in cfg.sources:
+            full, extra = train_copies(len(ranks[s["name"]]), s["weight"])
+            copies[s["name"]] = (full, extra, {i for _, i in sorted(ranks[s["name"]])[:extra]})
+            per[s["name"]] = {"weight": s["weight"], "documents": {x: 0 for x in SPLITS}, "train_written": 0,
+                              "characters": {x: 0 for x in SPLITS}}
+    passes = max((full + (1 if extra else 0) for full, extra, _ in copies.values()), default=1)
+
+    def n_copies(rec: dict) -> int:
+        full, extra, more = copies[rec["source"]]
+        return full + (1 if str(rec["id"]) in more else 0)
+
     docs = {s: 0 for s in SPLITS}
     sents = {s: 0 for s in SPLITS}
     chars = {s: 0 for s in SPLITS}
@@ -418,26 +650,38 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     with StageOutput(final, stage="corpus.split", config=conf, inputs=inputs, overwrite=overwrite) as st:
         files = {s: open(st.tmp / f"{s}.txt", "w", encoding="utf-8", newline="\n") for s in SPLITS}
         (st.tmp / "hf").mkdir()
-        tables = {s: parquet_out.SplitParquetWriter(st.tmp / "hf" / f"{s}.parquet") for s in SPLITS}
+        tables = {s: parquet_out.SplitParquetWriter(st.tmp / "hf" / f"{s}.parquet", with_source=multi)
+                  for s in SPLITS}
         try:
-            merged = heapq.merge(*(_read_jsonl(d / "sentences.jsonl") for d in shards), key=lambda r: r["idx"])
-            for rec in merged:
-                ss = rec["sentences"]
-                if not ss:
-                    empty_docs += 1
-                    continue
-                part = assign_split(str(rec["id"]), cfg.split_salt, cfg.valid_fraction, cfg.test_fraction)
-                f = files[part]
-                f.write(("\n" if docs[part] else "") + "\n".join(ss) + "\n")
-                docs[part] += 1
-                sents[part] += len(ss)
-                lens = [len(s) for s in ss]
-                chars[part] += sum(lens)
-                # a sentence shard written before titles were recorded has none: the title is then null
-                tables[part].add(str(rec["id"]), rec.get("title"), ss, sum(lens))
-                if cfg.report:
-                    doc_lens.append(sum(lens))
-                    sent_lens.extend(lens)
+            for c in range(passes):
+                for rec, part in records():
+                    ss = rec["sentences"]
+                    if not ss:
+                        if c == 0:
+                            empty_docs += 1
+                        continue
+                    if c > 0 and part != "train":
+                        continue  # valid/test: written once, in pass 0
+                    lens = [len(s) for s in ss]
+                    if multi:
+                        ps = per[rec["source"]]
+                        if c == 0:  # each document counted once per split, whatever its copies
+                            ps["documents"][part] += 1
+                            ps["characters"][part] += sum(lens)
+                        if part == "train":
+                            if n_copies(rec) <= c:
+                                continue
+                            ps["train_written"] += 1
+                    f = files[part]
+                    f.write(("\n" if docs[part] else "") + "\n".join(ss) + "\n")
+                    docs[part] += 1
+                    sents[part] += len(ss)
+                    chars[part] += sum(lens)
+                    # a sentence shard written before titles were recorded has none: the title is then null
+                    tables[part].add(str(rec["id"]), rec.get("title"), ss, sum(lens), source=rec.get("source"))
+                    if cfg.report:
+                        doc_lens.append(sum(lens))
+                        sent_lens.extend(lens)
         finally:
             for f in files.values():
                 f.close()
@@ -449,6 +693,9 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
         st.stats.update({"documents": docs, "sentences": sents, "characters": chars,
                          "dropped": dict(sorted(drops.items())), "repaired": dict(sorted(extract_repairs.items())),
                          "backend": cfg.backend})
+        if multi:
+            # documents per split count each document once; train_written counts train's copies (the weight)
+            st.stats["sources"] = per
         if cfg.report:
             from koroberta.corpus.report import write_report
 
