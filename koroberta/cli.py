@@ -114,8 +114,9 @@ def _resolve_paths(args: argparse.Namespace, specs: tuple[tuple[str, str | None]
     for d in dests:  # `spm train T --train-text T` would otherwise write into the train text
         twice = seen.setdefault(Path(value[d]), d)
         if twice != d:
-            raise ConfigError(f"{prog}: {value[d]} given as both {twice.upper()} and {d.upper()}",
-                              fix=f"give each path once, as `{usage}`")
+            # the path first, like every refusal of an output location (check_output_location)
+            raise ConfigError(f"{value[d]}: given to `{prog}` as both {twice.upper()} and {d.upper()}: a stage never "
+                              "writes over its own input", fix=f"give each path once, as `{usage}`")
     for d, v in value.items():
         setattr(args, d, v)
 

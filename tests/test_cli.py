@@ -116,7 +116,7 @@ def test_paths_positional_or_old_option(argv):
     ([], ("MODEL DICT OUT not given", "`koroberta toy MODEL DICT OUT`")),
     (["--model", "M", "D"], ("OUT not given",)),
     (["M", "D", "O", "--out", "P"], ("OUT given twice, as O and as --out P",)),
-    (["D", "--model", "M", "--out", "M"], ("M given as both MODEL and OUT",)),
+    (["D", "--model", "M", "--out", "M"], ("M: given to", "as both MODEL and OUT")),
 ])
 def test_paths_missing_or_given_twice(argv, needles):
     from koroberta.errors import ConfigError
