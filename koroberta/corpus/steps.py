@@ -82,10 +82,6 @@ def doc_json(ordinal: int, pid: str, title: str, text: str) -> str:
 def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[str | None, str, int, int]]:
     """Worker: wikitext -> lines for a batch of pages, in order. Returns (docs.jsonl line | None, drop reason, chars,
     literal special tokens removed from the kept document)."""
-    from koroberta.text import collapse_ws, normalize_block
-    from koroberta.corpus.wikitext import (is_disambiguation, keep_line, remove_special_literals,
-                                           wikitext_to_lines)
-
     pages, opt = task
     out = []
     prof = None
@@ -97,19 +93,9 @@ def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[str | N
         if prof is not None:  # a source of a multi-source corpus: its own record shape, filters and exclusions
             out.append(_clean_filtered(ordinal, pid, title, text, clean, opt, prof))
             continue
-        if not clean and not opt["keep_disambiguation"] and is_disambiguation(text):
-            out.append((None, "disambiguation", 0, 0))
-            continue
-        if clean:
-            block = normalize_block(text, opt["normalization"])
-            lines = [l for l in (collapse_ws(x) for x in block.split("\n")) if keep_line(l, opt["min_line_chars"])]
-        else:
-            lines = wikitext_to_lines(text, drop_sections=opt["drop_sections"], normalization=opt["normalization"],
-                                      min_line_chars=opt["min_line_chars"])
-        # every source kind passes here: the one place literal special tokens are removed (see wikitext.py)
-        body, literals = remove_special_literals("\n".join(lines), opt["min_line_chars"])
-        if not body:
-            out.append((None, "empty_after_cleaning", 0, 0))
+        body, literals, reason = _clean_page(text, clean, opt)
+        if reason:
+            out.append((None, reason, 0, 0))
         elif len(body) < opt["min_chars"]:
             out.append((None, "too_short", 0, 0))
         else:
@@ -117,15 +103,31 @@ def _clean_batch(task: tuple[list[tuple], dict[str, Any]]) -> list[tuple[str | N
     return out
 
 
+def _clean_page(text: str, clean: bool, opt: dict[str, Any]) -> tuple[str, int, str]:
+    """Today's cleaning of one page, shared by single- and multi-source extraction: (body, literal special tokens
+    removed, "") or ("", 0, drop reason) for a disambiguation page or a page left empty."""
+    from koroberta.text import collapse_ws, normalize_block
+    from koroberta.corpus.wikitext import is_disambiguation, keep_line, remove_special_literals, wikitext_to_lines
+
+    if not clean and not opt["keep_disambiguation"] and is_disambiguation(text):
+        return "", 0, "disambiguation"
+    if clean:
+        block = normalize_block(text, opt["normalization"])
+        lines = [l for l in (collapse_ws(x) for x in block.split("\n")) if keep_line(l, opt["min_line_chars"])]
+    else:
+        lines = wikitext_to_lines(text, drop_sections=opt["drop_sections"], normalization=opt["normalization"],
+                                  min_line_chars=opt["min_line_chars"])
+    # every source kind passes here: the one place literal special tokens are removed (see wikitext.py)
+    body, literals = remove_special_literals("\n".join(lines), opt["min_line_chars"])
+    return (body, literals, "") if body else ("", 0, "empty_after_cleaning")
+
+
 def _clean_filtered(ordinal: int, pid: str, title: str, text: str, clean: bool, opt: dict[str, Any],
                     prof: Any) -> tuple:
     """One page of a multi-source corpus's source: today's cleaning, then the source's filter profile
     (:func:`koroberta.corpus.filters.filter_document`). Returns (docs.jsonl line | None, drop reason, characters
     kept, literals removed, filter counters, excluded.jsonl line | None, characters in)."""
-    from koroberta.text import collapse_ws, normalize_block
     from koroberta.corpus.filters import filter_document
-    from koroberta.corpus.wikitext import (is_disambiguation, keep_line, remove_special_literals,
-                                           wikitext_to_lines)
 
     name = opt["source_name"]
     doc_id = f"{name}/{pid}"  # ids of different sources collide (two files' `0`, two dumps' page 1)
@@ -133,17 +135,9 @@ def _clean_filtered(ordinal: int, pid: str, title: str, text: str, clean: bool, 
     def excluded(reason: str, body: str) -> str:
         return json.dumps({"id": doc_id, "title": title, "reason": reason, "text": body}, ensure_ascii=False) + "\n"
 
-    if not clean and not opt["keep_disambiguation"] and is_disambiguation(text):
-        return None, "disambiguation", 0, 0, {}, excluded("disambiguation", ""), 0
-    if clean:
-        block = normalize_block(text, opt["normalization"])
-        lines = [l for l in (collapse_ws(x) for x in block.split("\n")) if keep_line(l, opt["min_line_chars"])]
-    else:
-        lines = wikitext_to_lines(text, drop_sections=opt["drop_sections"], normalization=opt["normalization"],
-                                  min_line_chars=opt["min_line_chars"])
-    body, literals = remove_special_literals("\n".join(lines), opt["min_line_chars"])
-    if not body:
-        return None, "empty_after_cleaning", 0, 0, {}, excluded("empty_after_cleaning", ""), 0
+    body, literals, early = _clean_page(text, clean, opt)
+    if early:
+        return None, early, 0, 0, {}, excluded(early, ""), 0
     kept, reason, counters = filter_document(body, prof)
     if kept is None:
         shown = body
