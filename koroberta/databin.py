@@ -158,6 +158,21 @@ def mmap_dtype(idx_path: str | Path) -> type:
     return dtype
 
 
+def valid_subsets(data_bin: str | Path, stats: dict | None = None) -> list[str]:
+    """The fairseq subsets to validate on, ``valid`` first: plus one ``valid_<name>`` per source of a multi-source
+    corpus (:mod:`koroberta.preprocess.per_source`). A data-bin with a manifest has them in its stats
+    (``valid_subsets``; ``stats`` when the caller has read it already); one without (copied, hand-made) has those
+    whose ``.idx`` it holds. Whether each is intact is for the caller to check (train preflight)."""
+    db = Path(data_bin)
+    if stats is None:
+        stats = ((read_manifest(db) or {}).get("stats") or {}) if (db / "manifest.json").is_file() else None
+    if stats is not None:
+        listed = [s for s in stats.get("valid_subsets") or [] if s != "valid"]
+    else:
+        listed = sorted(p.name[:-len(".idx")] for p in db.glob("valid_*.idx") if p.is_file())
+    return ["valid", *listed]
+
+
 def changed_since_manifest(data_bin: str | Path, outputs: dict[str, dict]) -> list[str]:
     """The files training reads (dict.txt, .bin, .idx) whose content no longer has the sha256 the data-bin's
     manifest lists (same size, other bytes: an edited or damaged file; sizes are checked separately).

@@ -7,8 +7,10 @@ frequency, so fairseq row ``k`` corresponds to no tokenizer id at all. We use th
     fairseq id:    0=<s> 1=<pad> 2=</s> 3=<unk> 4 ... V | fillers ... | <mask>
                                                   = spm id + OFFSET (OFFSET = 1) for every ordinary piece
 
-* SentencePiece is trained with ``unk_id=0, bos_id=1, eos_id=2, pad_id=-1`` and no user-defined symbols, so every
-  ordinary piece has an id >= 3.
+* SentencePiece is trained with ``unk_id=0, bos_id=1, eos_id=2, pad_id=-1``, so every ordinary piece has an
+  id >= 3. User-defined symbols (``spm.user_symbols``: the corpus's PII placeholders such as ``<전화번호>``) are
+  pieces like the others: spm puts them at ids 3, 4, ... right after ``</s>``, so they get fairseq ids 4, 5, ...
+  by the same offset, and the HF vocabulary lists them as ordinary entries (:data:`USER_SYMBOL_SCORE`).
 * ``dict.txt`` lists the spm pieces of ids 3..V-1 **in spm order** (never re-sorted), each with a strictly
   decreasing pseudo-count ``V - spm_id`` so that even a ``Dictionary.finalize()`` sort keeps the order. fairseq
   prepends its four specials, so the piece of spm id ``i`` gets fairseq id ``i + 1``.
@@ -39,6 +41,28 @@ FILLER = "madeupword{:04d}"
 _WS = re.compile(r"\s")  # what fairseq's tokenize_line splits on
 
 
+#: the score a user-defined piece gets in spm's Unigram lattice, and so in the exported HF Unigram vocabulary.
+#: sentencepiece (model_interface.cc, ``PopulateNodes``) scores it ``length * max_score_ - 0.1`` to make it win,
+#: where ``max_score_`` starts at ``FLT_MIN`` (the smallest *positive* float) and only ever sees the ordinary
+#: pieces' log-probabilities, which are negative: the score is -0.1 (to 1e-37), above every ordinary piece, so no
+#: segmentation that splits the symbol can beat it -- in spm or in HF (tests/convert/test_user_symbols.py).
+USER_SYMBOL_SCORE = -0.1
+_USER_DEFINED = 4  # sentencepiece ModelProto.SentencePiece.Type.USER_DEFINED
+
+
+def check_user_symbols(symbols: object, require) -> None:
+    """``require(ok, message)`` for each rule a user-defined symbol list must keep: strings, unique, no whitespace
+    (fairseq's ``tokenize_line`` would split them), no ``▁`` (the word-boundary mark), and none equal to or holding
+    a fairseq special (``<s>``, ``<mask>`` ...: fairseq's dictionary would merge the rows) or a filler name."""
+    require(isinstance(symbols, list) and all(isinstance(x, str) and x for x in symbols),
+            "user_symbols must be a list of non-empty strings")
+    require(len(set(symbols)) == len(symbols), "user_symbols lists a symbol twice")  # type: ignore[arg-type]
+    for x in symbols:  # type: ignore[union-attr]
+        require(not _WS.search(x) and "\u2581" not in x, f"user symbol {x!r} contains whitespace or '\u2581'")
+        bad = [r for r in (*FAIRSEQ_SPECIALS, MASK, "madeupword") if r in x]
+        require(not bad, f"user symbol {x!r} contains the reserved fairseq symbol {bad[0] if bad else ''!r}")
+
+
 def filler(i: int) -> str:
     return FILLER.format(i)
 
@@ -56,8 +80,9 @@ class Vocab:
     """The full fairseq/HF symbol list derived from an spm model."""
 
     pieces: tuple[str, ...]  # spm pieces, index = spm id (0..V-1)
-    scores: tuple[float, ...]  # spm log-probs, index = spm id
+    scores: tuple[float, ...]  # spm log-probs, index = spm id (0 for user-defined symbols, as spm stores them)
     pad_to: int
+    user_symbols: tuple[str, ...] = ()  # the user-defined pieces (ids 3.. in spm)
 
     @property
     def fillers(self) -> list[str]:
@@ -108,7 +133,7 @@ def check_pieces(pieces: list[str] | tuple[str, ...], where: object) -> None:
 #: spm ``TrainerSpec.ModelType`` / ``SentencePiece.Type`` values (sentencepiece_model.proto)
 _MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
 _PIECE_TYPES = {1: "normal", 2: "unknown", 3: "control", 4: "user-defined", 5: "unused", 6: "byte"}
-_FIX_RETRAIN = "retrain it with `koroberta spm train` (model_type unigram or bpe; no byte fallback or user symbols)"
+_FIX_RETRAIN = "retrain it with `koroberta spm train` (model_type unigram or bpe; no byte fallback)"
 
 
 def check_exportable(proto: Any, where: object, *, pieces: bool = True) -> str:
@@ -118,8 +143,10 @@ def check_exportable(proto: Any, where: object, *, pieces: bool = True) -> str:
     ``koroberta spm train`` never makes the others, but a user can bring one: a char/word model (no HF equivalent
     kept here), byte fallback (spm spells an unknown character as ``<0xNN>`` pieces, the export as ``<unk>``),
     whitespace as a suffix (the export's Metaspace prepends), and -- ``pieces`` -- any ordinary id holding a
-    control, user-defined, unused or byte piece (matched by spm before segmenting, scored by HF like any piece) or
-    a piece spanning a word boundary (``split_by_whitespace: false``; the export splits at every ``▁``).
+    control, unused or byte piece (matched by spm before segmenting, scored by HF like any piece), a user-defined
+    piece in a BPE model (spm keeps it an atom no merge touches; HF BPE builds tokens only by merges) or one that
+    is not among the first ids, or a piece spanning a word boundary (``split_by_whitespace: false``; the export
+    splits at every ``▁``). User-defined pieces of a Unigram model are exported (:data:`USER_SYMBOL_SCORE`).
     """
     ts = proto.trainer_spec
     kind = _MODEL_TYPES.get(ts.model_type, f"type {ts.model_type}")
@@ -133,7 +160,15 @@ def check_exportable(proto: Any, where: object, *, pieces: bool = True) -> str:
         raise InputError("spm model was trained with treat_whitespace_as_suffix, which the HF export cannot "
                          "reproduce", path=where, fix=_FIX_RETRAIN)
     if pieces:
+        user = True  # user-defined pieces come first (spm puts them right after the specials)
         for i, p in enumerate(proto.pieces[FIRST_PIECE:], start=FIRST_PIECE):
+            if p.type == _USER_DEFINED and user:
+                if kind != "unigram":
+                    raise InputError(f"spm piece {i} {p.piece!r} is a user-defined symbol in a {kind} model, which "
+                                     "the HF export cannot keep whole", path=where,
+                                     fix="retrain it with model_type: unigram (user symbols need it)")
+                continue
+            user = False
             if p.type != 1:
                 raise InputError(f"spm piece {i} {p.piece!r} is a {_PIECE_TYPES.get(p.type, p.type)} piece; the "
                                  "layout needs ordinary pieces after <unk> <s> </s>", path=where, fix=_FIX_RETRAIN)
@@ -167,7 +202,9 @@ def load_vocab(spm_model: str | Path, pad_to: int = 8) -> Vocab:
     proto = pb.ModelProto()
     proto.ParseFromString(sp.serialized_model_proto())
     check_exportable(proto, p)
-    return Vocab(pieces=pieces, scores=tuple(sp.get_score(i) for i in range(len(pieces))), pad_to=pad_to)
+    user = tuple(x.piece for x in proto.pieces if x.type == _USER_DEFINED)
+    return Vocab(pieces=pieces, scores=tuple(sp.get_score(i) for i in range(len(pieces))), pad_to=pad_to,
+                 user_symbols=user)
 
 
 def read_dict_symbols(dict_path: str | Path) -> list[str]:
@@ -207,4 +244,4 @@ def check_dict_matches(dict_path: str | Path, spm_model: str | Path, pad_to: int
         total = len(FAIRSEQ_SPECIALS) + len(symbols) + 1
         pad_to = max((k for k in (128, 64, 8, 1) if total % k == 0 and n_fillers(len(vocab.pieces), k) == len(extra)),
                      default=1)
-    return Vocab(pieces=vocab.pieces, scores=vocab.scores, pad_to=pad_to)
+    return Vocab(pieces=vocab.pieces, scores=vocab.scores, pad_to=pad_to, user_symbols=vocab.user_symbols)

@@ -98,11 +98,26 @@ class PipelineConfig(Config):
         self.require(self.workers >= 0, "workers must be >= 0")
         if self.sources:
             self.corpus.sources = resolve_run_sources(self.sources, self.corpus.min_chars)
+            self._pii_symbols()
         else:
             self.require(not self.corpus.sources, "corpus.sources is filled from the top-level `sources:` list; "
                                                   "move the sources there", fields=("corpus",))
             self.require(not self.decontaminate, "`decontaminate:` needs the top-level `sources:` (list the single "
                                                  "source there)", fields=("decontaminate",))
+
+    def _pii_symbols(self) -> None:
+        """``spm.user_symbols: null`` with a source whose profile replaces PII: the placeholders become spm
+        user-defined symbols, so each stays one piece with one id (spm, fairseq and the HF vocabulary alike)
+        instead of being cut into ``<`` + ``전화`` + ``번호`` + ``>`` and mixed with text that spells the same."""
+        if self.spm.user_symbols is not None or not any((s["profile"] or {}).get("pii") for s in self.corpus.sources):
+            return
+        from koroberta.corpus.pii import PLACEHOLDERS
+
+        self.require(self.spm.model_type == "unigram",
+                     "a source's profile replaces PII with placeholder tokens, which need spm.model_type: unigram "
+                     "to stay one piece each (or set spm.user_symbols: [] to let them be cut like any text)",
+                     fields=("spm",))
+        self.spm.user_symbols = list(PLACEHOLDERS.values())
 
     def source_paths(self) -> dict[str, Path]:
         """name -> path of each source of `sources:` (priority order)."""
@@ -355,9 +370,15 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"(fillers {s.get('fillers', '?')})")
     if p := st.get("preprocess"):
         lines.append(f"  preprocess tokens: {splits(p.get('tokens'))}; unk rate {p.get('unk_rate', '?')}")
+        shares = [f"{n} {x['share']:.1%}" for n, x in (p.get("sources") or {}).items() if x.get("share") is not None]
+        if shares:
+            lines.append(f"             train tokens by source: {', '.join(shares)}")
     if t := st.get("train"):
         lines.append(f"  train      {t.get('updates', '?')} updates; train loss {t.get('first_train_loss', '?')} -> "
                      f"{t.get('final_train_loss', '?')}; valid loss {t.get('final_valid_loss', '?')}")
+        if vs := t.get("valid_subsets"):
+            lines.append("             valid loss by source: " + ", ".join(
+                f"{n.removeprefix('valid_')} {v.get('final_loss', '?')}" for n, v in vs.items()))
     if c := st.get("convert"):
         par = c.get("parity", {})
         # each check that did not run is named as such (as in the model card), never shown as "? mismatches";

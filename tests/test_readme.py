@@ -327,6 +327,7 @@ REGISTRY: dict[str, How] = {
     # -- full runs -----------------------------------------------------------------------------------------------------
     "koroberta run": How(MENTION, "test_stage_help"),
     "koroberta convert": How(MENTION, "test_stage_help"),
+    "koroberta train report": How(MENTION, "test_stage_help", "per-subset losses: tests/train/test_valid_subsets.py"),
     "koroberta corpus backends": How(MENTION, "test_stage_help", "needs a text argument: --help"),
     "koroberta spm import-legacy": How(MENTION, "test_stage_help", "needs legacy files: --help"),
     "scripts/pretrain_torchrun.sh": How(MENTION, "test_mentioned_names"),
@@ -902,7 +903,7 @@ def test_stage_help():
     assert {"corpus", "spm", "preprocess", "train", "convert", "finetune", "run"} <= set(stages)
     named = [readme_command(c) for c in ("koroberta run", "koroberta convert", "koroberta corpus backends",
                                          "koroberta spm import-legacy", "koroberta corpus build", "koroberta eval",
-                                         "koroberta finetune nsmc", "koroberta")]
+                                         "koroberta finetune nsmc", "koroberta train report", "koroberta")]
     cmds = [instantiate(form, {"<stage>": s}) for s in stages] + [c + " --help" for c in named]
     script = " && ".join(f"{c} >/dev/null && echo ok: {shlex.quote(c)}" for c in cmds)
     r = sh(script, REPO)

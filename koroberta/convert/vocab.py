@@ -11,9 +11,10 @@ Two vocab layouts are supported:
   the legacy dict maps to fairseq's ``<unk>`` row — exactly what fairseq's ``Dictionary.encode_line`` did to it.
 
 The tokenizer reproduces spm's segmentation for both spm algorithms koroberta trains: a Unigram model (Viterbi over
-the piece scores) and a BPE model (merges recovered from the pieces, ranked by piece score; see
-:func:`bpe_merges`). Models whose segmentation it cannot reproduce (char/word models, byte fallback, user-defined
-pieces: :func:`koroberta.layout.check_exportable`) are refused before any work.
+the piece scores; user-defined symbols such as the PII placeholders are ordinary entries scored as spm's lattice
+scores them) and a BPE model (merges recovered from the pieces, ranked by piece score; see :func:`bpe_merges`).
+Models whose segmentation it cannot reproduce (char/word models, byte fallback, user-defined pieces in a BPE model:
+:func:`koroberta.layout.check_exportable`) are refused before any work.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from koroberta.errors import InputError
-from koroberta.layout import (BOS, EOS, FAIRSEQ_SPECIALS, FIRST_PIECE, MASK, PAD, UNK, check_dict_matches,
-                                  check_exportable, read_dict_symbols)
+from koroberta.layout import (BOS, EOS, FAIRSEQ_SPECIALS, FIRST_PIECE, MASK, PAD, UNK, USER_SYMBOL_SCORE,
+                              check_dict_matches, check_exportable, read_dict_symbols)
 
 # Fillers must never win the Viterbi search (they are dead fairseq rows); the unk score is unaffected because HF,
 # like spm, only inserts an <unk> node where no single-character piece exists.
@@ -86,7 +87,11 @@ def resolve_vocab(vocab_dir: str | Path, checkpoint_rows: int) -> ExportVocab:
     else:
         vocab = check_dict_matches(dict_path, spm_model)  # also refuses an spm model the export cannot reproduce
         fs = vocab.fairseq_symbols()
-        scores = [0.0] * len(FAIRSEQ_SPECIALS) + list(vocab.scores[FIRST_PIECE:]) + [FILLER_SCORE] * len(vocab.fillers) + [0.0]
+        user = set(vocab.user_symbols)  # PII placeholders: ordinary entries with the score spm's lattice gives them
+        scores = [0.0] * len(FAIRSEQ_SPECIALS) \
+            + [USER_SYMBOL_SCORE if p in user else sc for p, sc in zip(vocab.pieces[FIRST_PIECE:],
+                                                                       vocab.scores[FIRST_PIECE:])] \
+            + [FILLER_SCORE] * len(vocab.fillers) + [0.0]
         ev = ExportVocab(hf_vocab=tuple(zip(fs, scores)), hf_to_fairseq=tuple(range(len(fs))),
                          fairseq_symbols=tuple(fs), legacy=False, spm_model=spm_model, dict_path=dict_path,
                          model_type=check_exportable(spm_proto(spm_model), spm_model))

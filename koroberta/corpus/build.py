@@ -4,7 +4,8 @@
 hash); each sub-step is its own complete-marked directory under ``out_dir`` (see :mod:`koroberta.corpus.steps`).
 ``build_corpus_sources`` does the same for several sources (top-level ``sources:``): one ``extract-<name>/`` per
 source with its filter profile, then one merge across them (dedup, near-dedup, decontamination), then the same
-sentence and split steps (the split applies the weights).
+sentence and split steps (the split applies the weights). ``extract_sources`` is its extract step for one shard of
+a SLURM array (shard ``i`` of every source); ``steps.clean(..., num_shards=N)`` merges those shards back.
 """
 
 from __future__ import annotations
@@ -99,6 +100,18 @@ def check_sources(cfg: CorpusConfig, paths: Mapping[str, str | Path], decontamin
         load_items([Path(p) for p in decontaminate])  # a file that cannot be parsed says so now, not after extraction
 
 
+def _sources_dir(cfg: CorpusConfig, paths: Mapping[str, str | Path], out: Path,
+                 decontaminate: Sequence[str | Path], *, overwrite: bool) -> None:
+    """Before any work on a multi-source corpus: the sources and evaluation files are usable
+    (:func:`check_sources`) and ``out`` may hold the corpus steps (none of them is written into, or over, an input)."""
+    from koroberta.corpus import steps
+
+    check_sources(cfg, paths, decontaminate)
+    inputs = {f"source.{n}": Path(p) for n, p in paths.items()}
+    inputs.update({f"decontaminate.{i}": Path(p) for i, p in enumerate(decontaminate)})
+    steps.check_corpus_dir(out, overwrite=overwrite, inputs=inputs)
+
+
 def build_corpus_sources(cfg: CorpusConfig, paths: Mapping[str, str | Path], out_dir: str | Path, *,
                          decontaminate: Sequence[str | Path] = (), workers: int = 1, force: bool = False,
                          overwrite: bool = False) -> Path:
@@ -107,10 +120,7 @@ def build_corpus_sources(cfg: CorpusConfig, paths: Mapping[str, str | Path], out
     from koroberta.corpus import steps
 
     out = Path(out_dir)
-    check_sources(cfg, paths, decontaminate)
-    inputs = {f"source.{n}": Path(p) for n, p in paths.items()}
-    inputs.update({f"decontaminate.{i}": Path(p) for i, p in enumerate(decontaminate)})
-    steps.check_corpus_dir(out, overwrite=overwrite, inputs=inputs)
+    _sources_dir(cfg, paths, out, decontaminate, overwrite=overwrite)
     with output_lock(out):
         for s in cfg.sources:
             steps.extract(cfg, paths[s["name"]], out, workers=workers, force=force, overwrite=overwrite,
@@ -118,3 +128,22 @@ def build_corpus_sources(cfg: CorpusConfig, paths: Mapping[str, str | Path], out
         steps.clean(cfg, out, force=force, overwrite=overwrite, decontaminate=[Path(p) for p in decontaminate])
         steps.sentences(cfg, out, workers=workers, force=force, overwrite=overwrite)
         return steps.split(cfg, out, force=force, overwrite=overwrite)
+
+
+def extract_sources(cfg: CorpusConfig, paths: Mapping[str, str | Path], out_dir: str | Path, *, shard: int = 0,
+                    num_shards: int = 1, decontaminate: Sequence[str | Path] = (), workers: int = 1,
+                    force: bool = False, overwrite: bool = False) -> list[Path]:
+    """The extract step of a multi-source corpus for one shard (a SLURM array task): shard ``shard`` of
+    ``num_shards`` of every source of ``cfg.sources``, in priority order, each into its
+    ``extract-<name>[-IIIII-of-NNNNN]/``; returns those directories. A shard already complete for this config and
+    its source's content is skipped, so a resubmitted array redoes only what is missing.
+
+    ``decontaminate`` is read by the clean step only; it is checked here so that a file that cannot be parsed fails
+    the first array task, not the merge after every shard is done. No lock on ``out_dir``: the array's tasks share
+    it and write different shard directories (each guarded by its own lock)."""
+    from koroberta.corpus import steps
+
+    out = Path(out_dir)
+    _sources_dir(cfg, paths, out, decontaminate, overwrite=overwrite)
+    return [steps.extract(cfg, paths[s["name"]], out, shard=shard, num_shards=num_shards, workers=workers,
+                          force=force, overwrite=overwrite, source_name=s["name"]) for s in cfg.sources]

@@ -5,6 +5,12 @@ Single machine: ``koroberta corpus build SOURCE OUT`` (= ``build_corpus``). SLUR
 ``scripts/corpus_array.slurm``): ``extract SOURCE OUT --shard $i --num-shards N`` per task, then ``clean OUT
 --num-shards N``, ``sentences OUT --shard $i --num-shards N`` per task, then ``split OUT --num-shards N``.
 
+A run config with a top-level ``sources:`` list (``--config FILE.yaml``) is read as ``koroberta run`` reads it
+(:class:`koroberta.pipeline.PipelineConfig`: each source's resolved profile, ``decontaminate:``), with the corpus
+options given on the command line on top, by every step: ``build --config FILE OUT`` and ``extract --config FILE OUT
+--shard $i --num-shards N`` take no SOURCE (shard ``i`` of every source), and the steps after it build exactly what
+``koroberta run FILE`` builds.
+
 Older spellings still work for users' scripts: ``split --merge`` is ``split``; ``split --shard i`` (the kss step
 before it had its own name) is refused with a pointer to ``sentences``.
 """
@@ -17,14 +23,45 @@ from koroberta.errors import ConfigError
 
 
 def _config(args: argparse.Namespace):
+    """The corpus config of a step: ``--config``'s ``corpus:`` section (and, for a run config with ``sources:``,
+    the sources as ``koroberta run`` resolves them) with the command line's corpus options on top."""
     from koroberta.corpus.config import CorpusConfig
 
-    if args.config and getattr(args, "corpus_command", "build") != "build" and _top_level_sources(args.config):
-        # the per-shard steps (the SLURM array) read one SOURCE; several sources are built by `corpus build` only
-        raise ConfigError(f"{args.config} lists `sources:`: `koroberta corpus {args.corpus_command}` (the per-shard "
-                          "SLURM steps) does not support several sources yet",
-                          fix=f"koroberta corpus build --config {args.config} OUT_DIR")
+    if _top_level_sources(args.config):
+        return _sources_config(args)[0]
     return CorpusConfig.from_cli(args, args.config)
+
+
+def _sources_config(args: argparse.Namespace):
+    """(corpus config, run config) of ``--config`` with top-level ``sources:``, read as ``koroberta run`` reads it:
+    :meth:`PipelineConfig.load` validates ``sources:``/``decontaminate:`` and fills ``corpus.sources``; the corpus
+    options given on the command line then win over the file's ``corpus:`` section, as for one source."""
+    from koroberta.corpus.config import CorpusConfig
+    from koroberta.pipeline import PipelineConfig, resolve_run_sources
+
+    run = PipelineConfig.load(args.config)
+    cfg = CorpusConfig.from_args(args, run.corpus, source=args.config)
+    cfg.sources = run.corpus.sources
+    if cfg.min_chars != run.corpus.min_chars:  # the wiki profile takes corpus.min_chars: resolve it again
+        cfg.sources = resolve_run_sources(run.sources, cfg.min_chars)
+    return cfg, run
+
+
+def _source_and_out(args: argparse.Namespace, step: str, example: str) -> bool:
+    """Sort out the positionals of ``build``/``extract`` (both optional to argparse: ``--config own.yaml OUT_DIR``
+    has no SOURCE); True when ``--config`` lists ``sources:`` (then SOURCE is refused: the config names them)."""
+    if args.out_dir is None:  # one positional: OUT_DIR, the sources come from --config's `sources:`
+        args.source, args.out_dir = None, args.source
+    if _top_level_sources(args.config):
+        if args.source is not None:
+            raise ConfigError(f"SOURCE {args.source} given, and {args.config} lists `sources:`",
+                              fix=f"koroberta corpus {step} --config {args.config} OUT_DIR (without SOURCE: "
+                                  "the config's `sources:` name every source)")
+        return True
+    if args.source is None or args.out_dir is None:
+        raise ConfigError(f"koroberta corpus {step} needs SOURCE OUT_DIR (or --config FILE.yaml with `sources:` and "
+                          "OUT_DIR)", fix=f"koroberta corpus {step} {example}")
+    return False
 
 
 def _common(p: argparse.ArgumentParser, *, shards: str = "one", workers: bool = True,
@@ -75,16 +112,34 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     from koroberta.corpus.steps import extract
 
+    if _source_and_out(args, "extract", "dump.xml.bz2 runs/x/corpus --shard 0 --num-shards 1"):
+        from koroberta.corpus.build import extract_sources
+
+        cfg, run = _sources_config(args)
+        # shard i of every source: one array task per shard, as for one source (scripts/corpus_array.slurm)
+        for d in extract_sources(cfg, run.source_paths(), args.out_dir, shard=args.shard,
+                                 num_shards=args.num_shards, decontaminate=run.decontaminate,
+                                 workers=_workers(args), force=args.force, overwrite=args.overwrite):
+            print(d)
+        return 0
     return _print_done(extract(_config(args), args.source, args.out_dir, shard=args.shard,
                                num_shards=args.num_shards, workers=_workers(args), force=args.force,
                                overwrite=args.overwrite))
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from koroberta.corpus.steps import clean
 
-    return _print_done(clean(_config(args), args.out_dir, num_shards=args.num_shards, force=args.force,
-                             overwrite=args.overwrite))
+    decontaminate: list[Path] = []
+    if _top_level_sources(args.config):
+        cfg, run = _sources_config(args)
+        decontaminate = [Path(p) for p in run.decontaminate]  # the merge's evaluation files, as `koroberta run`
+    else:
+        cfg = _config(args)
+    return _print_done(clean(cfg, args.out_dir, num_shards=args.num_shards, force=args.force,
+                             overwrite=args.overwrite, decontaminate=decontaminate))
 
 
 def cmd_sentences(args: argparse.Namespace) -> int:
@@ -116,30 +171,12 @@ def _top_level_sources(config) -> bool:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from koroberta.corpus.build import build_corpus, build_corpus_sources
-    from koroberta.corpus.config import CorpusConfig
 
-    if args.out_dir is None:  # one positional: OUT_DIR, the sources come from --config's `sources:`
-        args.source, args.out_dir = None, args.source
-    if _top_level_sources(args.config):
-        if args.source is not None:
-            raise ConfigError(f"SOURCE {args.source} given, and {args.config} lists `sources:`",
-                              fix=f"koroberta corpus build --config {args.config} OUT_DIR (without SOURCE)")
-        from koroberta.pipeline import PipelineConfig
-
-        run = PipelineConfig.load(args.config)  # validates `sources:` and fills corpus.sources as `koroberta run` does
-        # the corpus options given on the command line win over the file's `corpus:` section, as for one source
-        cfg = CorpusConfig.from_args(args, run.corpus, source=args.config)
-        cfg.sources = run.corpus.sources
-        if cfg.min_chars != run.corpus.min_chars:  # the wiki profile takes corpus.min_chars: resolve it again
-            from koroberta.pipeline import resolve_run_sources
-
-            cfg.sources = resolve_run_sources(run.sources, cfg.min_chars)
+    if _source_and_out(args, "build", "dump.xml.bz2 runs/x/corpus"):
+        cfg, run = _sources_config(args)
         return _print_done(build_corpus_sources(cfg, run.source_paths(), args.out_dir,
                                                 decontaminate=run.decontaminate, workers=_workers(args),
                                                 force=args.force, overwrite=args.overwrite))
-    if args.source is None or args.out_dir is None:
-        raise ConfigError("koroberta corpus build needs SOURCE OUT_DIR (or --config FILE.yaml with `sources:` and "
-                          "OUT_DIR)", fix="koroberta corpus build dump.xml.bz2 runs/x/corpus")
     return _print_done(build_corpus(_config(args), args.source, args.out_dir, workers=_workers(args),
                                     force=args.force, overwrite=args.overwrite))
 
@@ -179,11 +216,17 @@ def register(subparsers) -> None:
                    help="accept the file without a published SHA-1 (logged as a warning; not recommended)")
     d.set_defaults(func=cmd_download)
 
-    e = sub.add_parser("extract", help="dump/WikiExtractor/text -> cleaned documents (docs.jsonl), per shard")
-    e.add_argument("source", metavar="SOURCE",
+    e = sub.add_parser("extract", help="dump/WikiExtractor/text -> cleaned documents (docs.jsonl), per shard",
+                       description="Extract the pages with ordinal % NUM_SHARDS == SHARD of SOURCE into "
+                                   "extract[-i-of-n]/, or of every source of the top-level `sources:` list of "
+                                   "--config FILE.yaml (then give OUT_DIR only) into extract-<name>[-i-of-n]/.")
+    # both optional to argparse, as for build: `extract --config owndata.yaml OUT_DIR --shard i` has no SOURCE
+    e.add_argument("source", metavar="SOURCE", nargs="?",
                    help=".xml.bz2/.xml dump, WikiExtractor output (dir or file, .xz ok), text file, or a Hugging Face "
-                        "dataset on disk (save_to_disk dir; .parquet/.jsonl file or dir) with a `text` column")
-    e.add_argument("out_dir", metavar="OUT_DIR", help="corpus output directory (extract[-i-of-n]/ is written inside)")
+                        "dataset on disk (save_to_disk dir; .parquet/.jsonl file or dir) with a `text` column; left "
+                        "out when --config lists `sources:`")
+    e.add_argument("out_dir", metavar="OUT_DIR", nargs="?",
+                   help="corpus output directory (extract[-i-of-n]/ is written inside)")
     _common(e, fields=EXTRACT_FIELDS)
     e.set_defaults(func=cmd_extract)
 

@@ -35,8 +35,47 @@ def _hist(values: Sequence[int], path: Path, title: str, xlabel: str) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path, stats: dict[str, Any], doc_lens: Sequence[int], sent_lens: Sequence[int]) -> None:
-    """Write ``report.md``, ``doc_chars.png`` and ``sentence_chars.png`` into ``out``."""
+def source_table(split_sources: dict[str, Any], clean_sources: dict[str, Any] | None) -> list[str]:
+    """The per-source lines of ``report.md`` for a multi-source corpus: what each source brought in, what its
+    filters, the dedup and the decontamination removed, what it contributes to each split and how many train
+    documents its weight wrote. ``split_sources``: the split's ``stats["sources"]``; ``clean_sources``: the clean
+    step's (None for a corpus whose clean step predates them)."""
+    lines = ["", "## Sources", "",
+             "| source | profile | documents in | kept | filtered | duplicates | near-duplicates | decontaminated "
+             "| PII replaced | train | valid | test | weight | train written |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, sp in split_sources.items():
+        cs = (clean_sources or {}).get(name, {})
+        dropped = cs.get("dropped", {})
+        dedup = ("duplicate", "near_duplicate", "decontaminated")
+        filtered = sum(v for k, v in dropped.items() if k not in dedup)
+        kept = cs.get("kept", {}).get("documents")
+        # in = kept + every drop (cleaning, the profile's filters, dedup, decontamination): the table adds up
+        docs_in = kept + sum(dropped.values()) if isinstance(kept, int) else None
+        cell = (lambda v: f"{v:,}" if isinstance(v, int) else "–")  # noqa: E731
+        lines.append(f"| {name} | {cs.get('profile') or '–'} | {cell(docs_in)} | {cell(kept)} "
+                     f"| {cell(filtered if cs else None)} | {cell(dropped.get('duplicate', 0) if cs else None)} "
+                     f"| {cell(dropped.get('near_duplicate', 0) if cs else None)} "
+                     f"| {cell(cs.get('decontaminated'))} | {cell(cs.get('pii_replaced'))} | "
+                     + " | ".join(f"{sp['documents'][s]:,}" for s in SPLITS)
+                     + f" | {sp['weight']:g} | {sp['train_written']:,} |")
+    by_reason: dict[str, dict[str, int]] = {}
+    for name, cs in (clean_sources or {}).items():
+        for reason, n in cs.get("dropped", {}).items():
+            by_reason.setdefault(reason, {})[name] = n
+    if by_reason:
+        lines += ["", "Dropped by reason and source (each source's `excluded.jsonl` lists the documents):", "",
+                  "| reason | " + " | ".join(split_sources) + " |", "|---|" + "---:|" * len(split_sources)]
+        for reason in sorted(by_reason):
+            lines.append(f"| {reason} | " + " | ".join(f"{by_reason[reason].get(n, 0):,}" for n in split_sources)
+                         + " |")
+    return lines
+
+
+def write_report(out: Path, stats: dict[str, Any], doc_lens: Sequence[int], sent_lens: Sequence[int], *,
+                 clean_sources: dict[str, Any] | None = None) -> None:
+    """Write ``report.md``, ``doc_chars.png`` and ``sentence_chars.png`` into ``out`` (a multi-source corpus's
+    ``stats["sources"]`` adds the per-source table; ``clean_sources`` is the clean step's per-source stats)."""
     doc_lens, sent_lens = sorted(doc_lens), sorted(sent_lens)  # once: every percentile below reads them
     _hist(doc_lens, out / "doc_chars.png", "document length (clipped at p99)", "characters per document")
     _hist(sent_lens, out / "sentence_chars.png", "sentence length (clipped at p99)", "characters per sentence")
@@ -49,5 +88,7 @@ def write_report(out: Path, stats: dict[str, Any], doc_lens: Sequence[int], sent
         lines.append(f"| {name} | {_pct(v, .1)} | {_pct(v, .5)} | {_pct(v, .9)} | {_pct(v, .99)} | {v[-1] if v else 0} |")
     lines += ["", "Dropped pages/documents:", ""]
     lines += [f"- {k}: {v:,}" for k, v in sorted(stats.get("dropped", {}).items())] or ["- none"]
+    if stats.get("sources"):
+        lines += source_table(stats["sources"], clean_sources)
     lines += ["", "![document lengths](doc_chars.png)", "![sentence lengths](sentence_chars.png)", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")

@@ -1,9 +1,11 @@
 """The corpus sub-steps, each a :class:`~koroberta.artifacts.StageOutput` directory under ``out_dir``::
 
     out_dir/extract[-IIIII-of-NNNNN]/docs.jsonl     pages -> cleaned documents (ord, id, title, text); per shard
+    out_dir/extract-<name>[-IIIII-of-NNNNN]/        several sources: the same per source (each its own ord)
     out_dir/clean/docs.jsonl                        shards merged in page order, exact duplicates removed
     out_dir/sentences[-IIIII-of-NNNNN]/sentences.jsonl   kss sentence split; per shard (doc index % N)
     out_dir/split/{train,valid,test}.txt            by hash(salt, page id); report.md + histogram PNGs
+    out_dir/split/valid_<name>.txt                  several sources: each source's valid documents (per-domain loss)
     out_dir/split/hf/{train,valid,test}.parquet     the same documents as a Hugging Face dataset (id, title, sentences)
 
 Sharding: shard ``i`` of ``n`` takes pages with ``ord % n == i`` (extract) and documents with
@@ -17,6 +19,7 @@ Each step returns at once when its directory is complete for the same config fie
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import heapq
 import io
@@ -311,14 +314,18 @@ def _read_jsonl_shard(path: Path, shard: int, num_shards: int) -> Iterator[tuple
                 yield i, json.loads(line)
 
 
-def _shard_dirs(out_dir: Path, step: str, num_shards: int, stage: str) -> list[Path]:
+def _shard_dirs(out_dir: Path, step: str, num_shards: int, stage: str, *, what: str | None = None,
+                command: str | None = None) -> list[Path]:
+    """The ``num_shards`` complete shard directories of ``step`` (``NAME-IIIII-of-NNNNN``), or one line naming the
+    first missing shard and the command that makes it (``command``: the ``koroberta corpus`` arguments before
+    ``--shard``; ``what``: the shards' name in the message, default ``step``)."""
     dirs = [out_dir / shard_name(step, i, num_shards) for i in range(num_shards)]
     missing = [i for i, d in enumerate(dirs) if (read_manifest(d) or {}).get("stage") != stage]
     if missing:
-        raise InputError(f"{len(missing)} of {num_shards} {step} shard(s) incomplete (first: shard {missing[0]})",
-                         path=out_dir, fix=f"run `koroberta corpus {step} ... --shard {missing[0]} "
-                                           f"--num-shards {num_shards}` for each missing shard, then run this "
-                                           "command again")
+        raise InputError(f"{len(missing)} of {num_shards} {what or step} shard(s) incomplete (first: shard "
+                         f"{missing[0]})", path=out_dir,
+                         fix=f"run `koroberta corpus {command or step + ' ...'} --shard {missing[0]} "
+                             f"--num-shards {num_shards}` for each missing shard, then run this command again")
     return dirs
 
 
@@ -326,11 +333,13 @@ def clean(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
           overwrite: bool = False, decontaminate: Sequence[Path] = ()) -> Path:
     """Merge the extract shards in source order, drop exact duplicates (keep the first), and write
     ``docs.jsonl`` (id, title, text: one document per line), which the sentence step reads. A multi-source corpus
-    (``cfg.sources``) is merged by :func:`clean_sources` (``decontaminate``: its evaluation files)."""
+    (``cfg.sources``) is merged by :func:`clean_sources` (``decontaminate``: its evaluation files), from
+    ``num_shards`` extract shards of every source."""
     out_dir = Path(out_dir)
     check_corpus_dir(out_dir, overwrite=overwrite)
     if cfg.sources:
-        return clean_sources(cfg, out_dir, decontaminate=decontaminate, force=force, overwrite=overwrite)
+        return clean_sources(cfg, out_dir, num_shards=num_shards, decontaminate=decontaminate, force=force,
+                             overwrite=overwrite)
     if decontaminate:
         raise ConfigError("decontamination files are given, but the corpus has a single `source:`",
                           fix="list the source under `sources:` to use `decontaminate:`")
@@ -374,29 +383,102 @@ def _add(d: dict[str, int], key: str, n: int = 1) -> None:
     d[key] = d.get(key, 0) + n
 
 
-def clean_sources(cfg: CorpusConfig, out_dir: Path, *, decontaminate: Sequence[Path] = (), force: bool = False,
-                  overwrite: bool = False) -> Path:
+def memory_limit() -> int | None:
+    """Bytes of memory this process may use: the smaller of the machine's RAM and a cgroup (v2 or v1) limit, as a
+    SLURM job or a container sets one; None where neither can be read."""
+    import os
+
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    for f in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            v = Path(f).read_text().strip()
+        except OSError:
+            continue
+        if v.isdigit() and int(v) < 2 ** 60:  # "max" / a huge number: no limit
+            limits.append(int(v))
+    return min(limits) if limits else None
+
+
+def check_dedup_memory(cfg: CorpusConfig, documents: int, where: Path) -> int:
+    """The bytes the merge's dedup indexes will need for ``documents`` (at most: every extracted document indexed),
+    logged; an :class:`InputError` before any work when that exceeds 90 % of :func:`memory_limit` -- the merge
+    would otherwise run for hours and be killed by the kernel near its end. The per-document costs are measured
+    (``koroberta.corpus.dedup``); a corpus past the limit turns near dedup off (exact dedup costs ~40x less)."""
+    from koroberta.corpus.dedup import EXACT_BYTES_PER_DOC, NEAR_BYTES_PER_DOC
+
+    need = documents * ((EXACT_BYTES_PER_DOC if cfg.dedup else 0) + (NEAR_BYTES_PER_DOC if cfg.near_dedup_on else 0))
+    limit = memory_limit()
+    log.info("clean: dedup indexes for up to %d documents need about %.2f GB (memory limit %s)", documents,
+             need / 1e9, f"{limit / 1e9:.1f} GB" if limit else "unknown")
+    if limit and need > 0.9 * limit:
+        exact = documents * EXACT_BYTES_PER_DOC
+        raise InputError(f"the dedup indexes for {documents:,} documents need about {need / 1e9:.1f} GB, more than "
+                         f"this machine or job may use ({limit / 1e9:.1f} GB)", path=where,
+                         fix=f"set corpus.near_dedup: false (exact dedup alone needs about {exact / 1e9:.1f} GB) or "
+                             "run the clean step with more memory")
+    return need
+
+
+def _sum_extract_stats(shards: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One source's extract stats over its shards, shaped as one unsharded extract's: the counts added up, the
+    dictionaries sorted by key as :func:`extract` writes them (a key any shard has is there), so every number
+    :func:`clean_sources` and the report take from them is the one-machine run's for any shard count."""
+    def added(key: str) -> dict[str, int]:
+        acc: dict[str, int] = {}
+        for st in shards:
+            for k, v in st.get(key, {}).items():
+                _add(acc, k, v)
+        return acc
+
+    first = shards[0]
+    out = {"profile": first.get("profile"), "documents": sum(st["documents"] for st in shards),
+           "characters": sum(st["characters"] for st in shards),
+           "dropped": dict(sorted(added("dropped").items())), "repaired": dict(sorted(added("repaired").items())),
+           "edits": dict(sorted(added("edits").items()))}
+    # filtered_in keeps extract's key order (documents, characters), not sorted; absent in a pre-profile extract
+    out["filtered_in"] = added("filtered_in")
+    return out
+
+
+def clean_sources(cfg: CorpusConfig, out_dir: Path, *, num_shards: int = 1, decontaminate: Sequence[Path] = (),
+                  force: bool = False, overwrite: bool = False) -> Path:
     """The merge of a multi-source corpus: the sources in priority order (``cfg.sources``), each in source order;
     a document is dropped when it contains a text of the ``decontaminate`` files (reason ``decontaminated``), when
     an earlier document has its :func:`~koroberta.corpus.dedup.dedup_key` (``duplicate``; ``cfg.dedup``) or when it
     near-duplicates an earlier kept document (``near_duplicate``; ``cfg.near_dedup_on``). Earlier = a
     higher-priority source, or earlier in the same source: the first of a group survives. Every drop is written to
-    ``excluded.jsonl`` (id, source, reason, what it matched); the stats count everything per source."""
+    ``excluded.jsonl`` (id, source, reason, what it matched); the stats count everything per source.
+
+    ``num_shards`` > 1 (the SLURM array): every source's ``extract-<name>-IIIII-of-NNNNN/`` shards are interleaved
+    back into source order by ``ord`` (shard ``i`` holds the pages with ``ord % n == i``) and their stats added up,
+    so the documents reach the dedup in the one-machine order and the output is byte-identical to it."""
     from koroberta.corpus.decontaminate import Decontaminator, load_items
     from koroberta.corpus.dedup import ExactDedup, NearDedup, dedup_key
 
     names = [s["name"] for s in cfg.sources]
-    dirs = [out_dir / f"extract-{n}" for n in names]
-    missing = [n for n, d in zip(names, dirs) if (read_manifest(d) or {}).get("stage") != "corpus.extract"]
-    if missing:
-        raise InputError(f"extract of source {missing[0]!r} missing or incomplete", path=out_dir / f"extract-{missing[0]}",
-                         fix="run `koroberta corpus build --config FILE.yaml OUT_DIR`, which extracts every source")
+    if num_shards == 1:
+        dirs = {n: [out_dir / f"extract-{n}"] for n in names}
+        missing = [n for n in names if (read_manifest(dirs[n][0]) or {}).get("stage") != "corpus.extract"]
+        if missing:
+            raise InputError(f"extract of source {missing[0]!r} missing or incomplete",
+                             path=out_dir / f"extract-{missing[0]}",
+                             fix="run `koroberta corpus build --config FILE.yaml OUT_DIR`, which extracts every "
+                                 "source")
+    else:
+        dirs = {n: _shard_dirs(out_dir, f"extract-{n}", num_shards, "corpus.extract", what=f"source {n!r} extract",
+                               command="extract --config FILE.yaml OUT_DIR") for n in names}
     final = out_dir / "clean"
     conf = {**cfg.part(*CLEAN_FIELDS), "sources": names, "dedup_key": "dedup.normalize"}
-    inputs: dict[str, Path] = {f"extract-{n}": d for n, d in zip(names, dirs)}
+    # keyed by directory name: one machine's keys (extract-<name>) stay what they were, so its clean stays complete
+    inputs: dict[str, Path] = {d.name: d for n in names for d in dirs[n]}
     inputs.update({f"decontaminate.{i}": Path(p) for i, p in enumerate(decontaminate)})
     if skip_if_complete(final, "corpus.clean", conf, inputs, force=force, log=log):
         return final
+    check_dedup_memory(cfg, sum(read_manifest(d)["stats"]["documents"] for n in names for d in dirs[n]), final)
     items = load_items([Path(p) for p in decontaminate]) if decontaminate else []
     decon = Decontaminator(items) if items else None
     exact = ExactDedup() if cfg.dedup else None
@@ -408,21 +490,22 @@ def clean_sources(cfg: CorpusConfig, out_dir: Path, *, decontaminate: Sequence[P
     with StageOutput(final, stage="corpus.clean", config=conf, inputs=inputs, overwrite=overwrite) as st:
         with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as dj, \
                 open(st.tmp / "excluded.jsonl", "w", encoding="utf-8", newline="\n") as ex:
-            for name, d in zip(names, dirs):
-                es = read_manifest(d)["stats"]
+            for name in names:
+                es = _sum_extract_stats([read_manifest(d)["stats"] for d in dirs[name]])
                 for k, v in es["dropped"].items():
                     _add(drops, k, v)
-                for k, v in es.get("repaired", {}).items():
+                for k, v in es["repaired"].items():
                     _add(repairs, k, v)
-                edits = es.get("edits", {})
+                edits = es["edits"]
                 ps = per[name] = {
-                    "profile": es.get("profile"), "in": es.get("filtered_in", {}),
+                    "profile": es["profile"], "in": es["filtered_in"],
                     "extracted": {"documents": es["documents"], "characters": es["characters"]},
                     "dropped": dict(es["dropped"]), "edits": edits,
                     "pii_replaced": sum(v for k, v in edits.items() if k.startswith("pii_")),
                     "duplicates_of": {}, "near_duplicates_of": {}, "decontaminated": 0,
                     "kept": {"documents": 0, "characters": 0}}
-                for rec in _read_jsonl(d / "docs.jsonl"):
+                shards = [_read_jsonl(d / "docs.jsonl") for d in dirs[name]]
+                for rec in heapq.merge(*shards, key=lambda r: r["ord"]) if len(shards) > 1 else shards[0]:
                     text, why = rec["text"], None
                     hit = decon.match(text) if decon is not None else None
                     if hit is not None:
@@ -450,6 +533,12 @@ def clean_sources(cfg: CorpusConfig, out_dir: Path, *, decontaminate: Sequence[P
                          "repaired": dict(sorted(repairs.items())), "sources": per,
                          "decontamination": decon.stats() if decon is not None else None})
     log.info("clean: %d documents from %d sources, dropped %s", kept, len(names), drops)
+    # the dedup indexes are the stage's largest memory, and datasketch's LSH holds reference cycles: dropping the
+    # names does not free it, only the cyclic collector does. Collect now, before the kss step forks its workers,
+    # which would otherwise carry it (bench/results/corpus_stage.md: the main process kept 100 % of the clean
+    # step's growth after returning, 4 % after gc.collect()).
+    del exact, near, decon
+    gc.collect()
     return final
 
 
@@ -605,6 +694,7 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     multi = bool(cfg.sources)
     if multi:
         conf["weights"] = {s["name"]: s["weight"] for s in cfg.sources}
+        conf["per_source_valid"] = 1  # valid_<name>.txt: a split made before they existed is redone
     inputs = {f"sentences{i}": d for i, d in enumerate(shards)}
     if skip_if_complete(final, "corpus.split", conf, inputs, force=force, log=log):
         return final
@@ -643,6 +733,11 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     sent_lens: list[int] = []
     with StageOutput(final, stage="corpus.split", config=conf, inputs=inputs, overwrite=overwrite) as st:
         files = {s: open(st.tmp / f"{s}.txt", "w", encoding="utf-8", newline="\n") for s in SPLITS}
+        # each source's own valid documents (the same ones, in the same order, as in valid.txt), so that training
+        # can report a loss per domain (fairseq subset valid_<name>)
+        files.update({f"valid_{n}": open(st.tmp / f"valid_{n}.txt", "w", encoding="utf-8", newline="\n")
+                      for n in per})
+        src_docs = {n: 0 for n in per}
         (st.tmp / "hf").mkdir()
         tables = {s: parquet_out.SplitParquetWriter(st.tmp / "hf" / f"{s}.parquet", with_source=multi)
                   for s in SPLITS}
@@ -668,6 +763,10 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
                             ps["train_written"] += 1
                     f = files[part]
                     f.write(("\n" if docs[part] else "") + "\n".join(ss) + "\n")
+                    if multi and part == "valid":
+                        name = rec["source"]
+                        files[f"valid_{name}"].write(("\n" if src_docs[name] else "") + "\n".join(ss) + "\n")
+                        src_docs[name] += 1
                     docs[part] += 1
                     sents[part] += len(ss)
                     chars[part] += sum(lens)
@@ -693,6 +792,7 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
         if cfg.report:
             from koroberta.corpus.report import write_report
 
-            write_report(st.tmp, st.stats, doc_lens, sent_lens)
+            write_report(st.tmp, st.stats, doc_lens, sent_lens,
+                         clean_sources=(clean_m or {}).get("stats", {}).get("sources") if multi else None)
     log.info("split: documents %s, sentences %s", docs, sents)
     return final

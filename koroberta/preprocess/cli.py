@@ -29,6 +29,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
                      overwrite=args.overwrite, progress=not args.no_progress)
     s = (read_manifest(out) or {}).get("stats", {})
     print(f"{out}: tokens {s.get('tokens')}, documents {s.get('documents')}, unk rate {s.get('unk_rate')}")
+    if s.get("sources"):  # a multi-source corpus: its validation subsets and each source's share of train
+        from koroberta.preprocess.per_source import describe_shares
+
+        print(f"validation subsets: {', '.join(s.get('valid_subsets', ['valid']))}"
+              + "".join(f"; {n}: no valid documents, no subset" for n, x in s["sources"].items()
+                        if not x.get("valid_subset")))
+        shares = {n: x for n, x in s["sources"].items() if x.get("train_tokens") is not None}
+        print(f"train tokens per source: {describe_shares(shares)}" if len(shares) == len(s["sources"])
+              else "train tokens per source: not derived (see the log)")
     return 0
 
 

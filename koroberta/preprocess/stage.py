@@ -14,7 +14,8 @@ INPUTS = ("split_dir", "vocab_dir")  # the corpus stage's split/ and the spm sta
 
 def run(cfg: PreprocessConfig, inputs: Mapping[str, Path | None], out: Path, *, force: bool = False,
         opts: RunOptions = RunOptions()) -> Manifest:
-    """fairseq data-bin (``{train,valid,test}.{bin,idx}``, ``dict.txt``) in ``out``; returns the manifest."""
+    """fairseq data-bin (``{train,valid,test}.{bin,idx}``, ``dict.txt``; a multi-source split adds
+    ``valid_<name>.{bin,idx}`` per source) in ``out``; returns the manifest."""
     i = check_inputs("preprocess", inputs, INPUTS)
     return manifest_of("preprocess", preprocess(cfg, i["split_dir"], i["vocab_dir"], out, workers=opts.workers,
                                                 force=force))

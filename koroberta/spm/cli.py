@@ -15,7 +15,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from koroberta.artifacts import read_manifest
     from koroberta.spm.train import train_vocab
 
-    cfg = SpmConfig.from_cli(args, getattr(args, "config", None))
+    config = getattr(args, "config", None)
+    cfg = SpmConfig.from_cli(args, config)
+    if config and cfg.user_symbols is None:
+        # a run config with `sources:`: the same user symbols `koroberta run` gives this stage (the PII
+        # placeholders of a profile that replaces PII), so both build the same vocabulary
+        from koroberta.config import load_yaml
+
+        if load_yaml(config).get("sources"):
+            from koroberta.pipeline import PipelineConfig
+
+            symbols = PipelineConfig.load(config).spm.user_symbols
+            cfg = SpmConfig.from_dict({**cfg.to_dict(), "user_symbols": symbols}, source=str(config))
     out = train_vocab(cfg, args.train_text, args.out, force=args.force, overwrite=args.overwrite)
     s = (read_manifest(out) or {}).get("stats", {})
     print(f"{out}: {s.get('pieces')} spm pieces, {s.get('fillers')} fillers, final vocab {s.get('final_vocab_size')} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 from koroberta.config import Config, option
 
@@ -16,8 +17,10 @@ class SpmConfig(Config):
     # (why the presets pin it). Nothing here is a pure run-time knob.
     IDENTITY = ("model_type", "vocab_size", "character_coverage", "normalization_rule_name", "input_sentence_size",
                 "shuffle", "seed", "threads", "pad_to", "max_sentence_length", "max_sentencepiece_length",
-                "hard_vocab_limit", "split_digits")
+                "hard_vocab_limit", "split_digits", "user_symbols")
     RUNTIME = ()
+    # null = no user symbols, how every vocabulary was trained before the field existed
+    LATER_IDENTITY = {"user_symbols": None}
 
     # both export to an HF fast tokenizer with spm's ids (Unigram / BPE model: koroberta.convert.vocab); spm's char
     # and word models have no such export, so they are not offered
@@ -40,6 +43,11 @@ class SpmConfig(Config):
     hard_vocab_limit: bool = option(True, help="fail when the text cannot support vocab_size pieces (false: accept "
                                                "a smaller vocab)")
     split_digits: bool = option(False, help="split numbers into single digits")
+    user_symbols: Optional[list[str]] = option(
+        None, cli=False,
+        help="strings that are always one piece (spm user-defined symbols, ids 3.. right after <unk> <s> </s>; "
+             "ordinary entries of the HF vocabulary). null: koroberta run fills in the corpus's PII placeholders "
+             "when a source's profile replaces PII, else none")
 
     def validate(self) -> None:
         self.require(self.vocab_size >= 16, f"vocab_size={self.vocab_size} is too small (>= 16)")
@@ -49,3 +57,12 @@ class SpmConfig(Config):
         self.require(1 <= self.pad_to <= 1024, "pad_to must be in 1..1024")
         self.require(self.max_sentence_length >= 16, "max_sentence_length must be >= 16 bytes")
         self.require(1 <= self.max_sentencepiece_length <= 64, "max_sentencepiece_length must be in 1..64")
+        if self.user_symbols is not None:
+            from koroberta.layout import check_user_symbols
+
+            check_user_symbols(self.user_symbols, self.require)
+            # spm's BPE encoder treats a user symbol as one atom that no merge touches; an HF BPE model can only
+            # build a token by merges of vocabulary entries, so no export could reproduce it
+            self.require(not self.user_symbols or self.model_type == "unigram",
+                         "user_symbols (PII placeholders) need model_type: unigram (an HF BPE tokenizer cannot keep "
+                         "them whole)", fields=("user_symbols", "model_type"))

@@ -180,6 +180,22 @@ def _train_in_child(model_writer: io.BytesIO, seed: int, train_text: Path, count
     model_writer.write(model)
 
 
+def _warn_pii_without_symbols(cfg: SpmConfig, train_text: Path) -> None:
+    """``koroberta spm train`` on its own (not ``koroberta run``, which fills ``user_symbols``) over a corpus whose
+    clean step replaced PII: the placeholders will be cut into ordinary pieces. Allowed (``user_symbols: []`` says
+    so on purpose), but said, with the fix, since it cannot be undone without retraining the vocabulary."""
+    if cfg.user_symbols is not None:
+        return
+    from koroberta.artifacts import read_manifest
+
+    clean = read_manifest(train_text.parent.parent / "clean") or {}
+    replaced = sum(int(s.get("pii_replaced") or 0) for s in clean.get("stats", {}).get("sources", {}).values())
+    if replaced:
+        log.warning("%s: its corpus replaced %d pieces of personal data with placeholders, but spm.user_symbols is "
+                    "not set, so they will not be single pieces; fix: pass --config with the run config "
+                    "(`sources:` fills it) or set spm.user_symbols to the placeholders", train_text, replaced)
+
+
 def spm_trainer_kwargs(cfg: SpmConfig) -> dict[str, object]:
     """The exact ``SentencePieceTrainer.train`` options (besides input/output) used for ``cfg``."""
     kwargs: dict[str, object] = dict(
@@ -188,13 +204,15 @@ def spm_trainer_kwargs(cfg: SpmConfig) -> dict[str, object]:
         shuffle_input_sentence=cfg.shuffle, num_threads=cfg.threads or available_cpus(),
         max_sentence_length=cfg.max_sentence_length, max_sentencepiece_length=cfg.max_sentencepiece_length,
         hard_vocab_limit=cfg.hard_vocab_limit, split_digits=cfg.split_digits,
-        # the XLM-R layout: no pad piece, no user-defined symbols, so every ordinary piece has id >= 3
+        # the XLM-R layout: no pad piece; user-defined symbols (PII placeholders) take ids 3.. like any piece
         **SPM_SPECIALS,
         # byte_fallback would add 256 <0xNN> pieces; kowiki at 0.9995 coverage leaves ~0.01% <unk>, measured
         byte_fallback=False, minloglevel=2,
         # spm >= 0.2 trains from a big corpus fine without it; it only widens internal counters
         train_extremely_large_corpus=False,
     )
+    if cfg.user_symbols:
+        kwargs["user_defined_symbols"] = list(cfg.user_symbols)
     return kwargs
 
 
@@ -237,6 +255,7 @@ def train_vocab(cfg: SpmConfig, train_text: str | Path, out_dir: str | Path, *, 
     if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
         return out
     check_text_file(train_text)  # UTF-16, CP949 or not UTF-8: refused (with the iconv command) before any output
+    _warn_pii_without_symbols(cfg, train_text)
     with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
         counts = {"sentences": 0, "blank_lines": 0}
         repairs = Repairs()

@@ -131,6 +131,9 @@ def report_cmd(args: argparse.Namespace) -> int:
         print(f"wrote {p}")
     print(f"updates {r['updates']}; train loss {r['first_train_loss']} -> {r['final_train_loss']}; "
           f"valid loss {r['final_valid_loss']} (bits)")
+    if r.get("valid_subsets"):  # a multi-source corpus: each source's own valid documents
+        print("valid loss per subset (bits, final / best): " + "; ".join(
+            f"{name} {v['final_loss']} / {v['best_loss']}" for name, v in r["valid_subsets"].items()))
     print(f"FLOPs/token {r['flops_per_token'] / 1e9:.4f} GFLOP; mean throughput "
           f"{(r['mean_wps'] or 0):,.0f} tokens/s on {r['world_size']} x {r['device']}")
     if r["mfu"] is None:

@@ -21,6 +21,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from koroberta.train.config import TrainConfig
 
@@ -59,10 +60,15 @@ def resolve_precision(cfg: TrainConfig, cuda: bool) -> str:
     return cfg.precision
 
 
-def fairseq_args(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, cuda: bool) -> list[str]:
+def fairseq_args(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, cuda: bool,
+                 valid_subsets: Sequence[str] = ("valid",)) -> list[str]:
     """The fairseq-train arguments (without the program name).
 
     ``cuda`` is the resolved device (preflight decides it from ``cfg.device`` and what the machine has).
+    ``valid_subsets`` are the data-bin's validation subsets (preflight reads them: ``valid``, then one
+    ``valid_<name>`` per source of a multi-source corpus). They are not identity: validating never touches the
+    weights, fairseq's best checkpoint follows the first subset (``valid``, as without them), and the subsets'
+    content is part of the data fingerprint already.
     """
     save_dir = Path(save_dir)
     a = [str(data_bin),
@@ -100,6 +106,9 @@ def fairseq_args(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *
         a += ["--amp"]
     if not cuda:
         a += ["--cpu"]
+    if list(valid_subsets) != ["valid"] and not any(x.split("=", 1)[0] == "--valid-subset" for x in cfg.extra_args):
+        # a loss per source in the log; one of extra_args' own (appended below) would win anyway, so it is left alone
+        a += ["--valid-subset", ",".join(valid_subsets)]
     if cfg.world_size > 1 or cfg.launcher != "local":
         # under torchrun/srun fairseq initialises a process group even for one rank (koroberta.train.entry passes
         # env:// init), and its default backend is nccl, which CPU builds of torch lack: name the backend always

@@ -64,7 +64,7 @@ def _fairseq_train_exe() -> str:
 
 def build_command(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, pf: Preflight) -> list[str]:
     """The full launch command for ``cfg.launcher``."""
-    return launch_command(cfg, fairseq_args(cfg, data_bin, save_dir, cuda=pf.cuda),
+    return launch_command(cfg, fairseq_args(cfg, data_bin, save_dir, cuda=pf.cuda, valid_subsets=pf.valid_subsets),
                           fairseq_train=_fairseq_train_exe())
 
 
@@ -372,7 +372,7 @@ def _train(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, dry_
         return ckpt
     pf = preflight(cfg, data_bin, save_dir, spm_model=spm_model, dry_run=dry_run, data_fp=data_fp)
     cmd = build_command(cfg, data_bin, save_dir, pf)
-    check_extra_args(cfg, fairseq_args(cfg, data_bin, save_dir, cuda=pf.cuda))
+    check_extra_args(cfg, fairseq_args(cfg, data_bin, save_dir, cuda=pf.cuda, valid_subsets=pf.valid_subsets))
     if cfg.launcher == "slurm" and "SLURM_JOB_ID" in os.environ:
         cmd = [os.path.expandvars(c) for c in cmd]  # ${SLURM_JOB_ID}, ${MASTER_ADDR} from scripts/pretrain.slurm
     conflicts = dict(pf.conflicts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 from koroberta.artifacts import MANIFEST, SPLITS, read_json, read_manifest, sha256_file
 from koroberta.databin import (changed_since_manifest, check_mmap_dataset, data_fingerprint, max_token_id,
-                               mmap_dtype)
+                               mmap_dtype, valid_subsets)
 from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
 from koroberta.layout import FAIRSEQ_SPECIALS, check_dict_matches, read_dict_symbols
 from koroberta.train.command import EffectiveBatch, effective_batch, resolve_precision
@@ -49,6 +50,8 @@ class Preflight:
     warnings: list[str] = field(default_factory=list)
     conflicts: dict[str, tuple] = field(default_factory=dict)  # save_dir checkpoints of another identity
     data_fingerprint: str = ""  # content of dict.txt/*.bin/*.idx (koroberta.databin), recorded in state/manifest
+    #: fairseq's --valid-subset: valid, then valid_<name> per source of a multi-source corpus (koroberta.databin)
+    valid_subsets: list[str] = field(default_factory=lambda: ["valid"])
 
     @property
     def params(self) -> int:
@@ -62,17 +65,21 @@ class Preflight:
                  f"device: {self.device_name}, precision {self.precision}",
                  f"data: {self.train_tokens:,} train tokens in {self.train_sentences:,} lines "
                  f"(~{self.train_tokens / max(1, self.batch.tokens):,.1f} updates per epoch)"]
+        if len(self.valid_subsets) > 1:
+            lines.append(f"validation: valid (every source; the best checkpoint follows it), then a loss per source "
+                         f"on {', '.join(self.valid_subsets[1:])}")
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
 
 
 def check_data_bin(data_bin: Path, spm_model: Path | None = None
-                   ) -> tuple[int, Path | None, dict[str, Any], Any]:
+                   ) -> tuple[int, Path | None, dict[str, Any], Any, list[str]]:
     """Data-bin complete and self-consistent. Returns (embedding rows incl. <mask>, spm model used, manifest stats,
-    train item sizes: read once here, used by the block-length check)."""
+    train item sizes: read once here, used by the block-length check, the validation subsets: ``valid`` first)."""
     if not data_bin.is_dir():
         raise InputError("data-bin directory not found", path=data_bin, fix="run `koroberta preprocess` first")
     stats: dict[str, Any] = {}
-    if (data_bin / MANIFEST).is_file():
+    has_manifest = (data_bin / MANIFEST).is_file()
+    if has_manifest:
         m = read_manifest(data_bin)
         if m is None:
             raise InputError("data-bin has a manifest but no valid _COMPLETE marker (preprocess was interrupted or "
@@ -101,6 +108,19 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None
 
     sizes = {split: check_mmap_dataset(data_bin / split) for split in SPLITS
              if split != "test" or (data_bin / "test.idx").is_file() or (data_bin / "test.bin").is_file()}
+    # the per-source subsets the manifest lists (or, without one, whose .idx lies there) are validated on like
+    # valid: each must be as intact, hold a document, and fit the dictionary (check_max_ids below)
+    subsets = valid_subsets(data_bin, stats if has_manifest else None)
+    for sub in subsets[1:]:
+        if not re.fullmatch(r"valid_[^\s,:/]+", sub):
+            raise InputError(f"validation subset {sub!r} holds whitespace, ',', ':' or '/', which fairseq's "
+                             f"--valid-subset list cannot carry", path=data_bin / f"{sub}.idx",
+                             fix="rename that source and rebuild the corpus and data-bin")
+        sizes[sub] = check_mmap_dataset(data_bin / sub)
+        if not int(sizes[sub].sum()):
+            raise InputError("validation subset is empty (fairseq cannot validate on it)", path=data_bin / f"{sub}.idx",
+                             fix="rebuild the data-bin with `koroberta preprocess run --force` (a source without "
+                                 "valid documents gets no subset)")
     dict_path = data_bin / "dict.txt"
     if stats.get("dict_sha256") and stats["dict_sha256"] != sha256_file(dict_path):
         raise InputError("dict.txt differs from the one the data was binarized with (dict_sha256 in manifest)",
@@ -114,7 +134,7 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None
     n_symbols = len(read_dict_symbols(dict_path))
     vocab = len(FAIRSEQ_SPECIALS) + n_symbols + 1  # masked_lm appends <mask>
     check_max_ids(data_bin, list(sizes), stats.get("max_id") or {}, vocab)
-    return vocab, spm_model, stats, sizes["train"]
+    return vocab, spm_model, stats, sizes["train"], subsets
 
 
 def check_max_ids(data_bin: Path, splits: list[str], recorded: dict[str, int], vocab: int) -> None:
@@ -190,7 +210,7 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
     """
     data_bin, save_dir = Path(data_bin), Path(save_dir)
     warnings: list[str] = []
-    vocab, spm_used, stats, sizes = check_data_bin(data_bin, Path(spm_model) if spm_model else None)
+    vocab, spm_used, stats, sizes, subsets = check_data_bin(data_bin, Path(spm_model) if spm_model else None)
     if spm_used is None:
         warnings.append(f"no spm.model in {data_bin}: dict/spm agreement not checked (pass --spm-model)")
 
@@ -273,4 +293,4 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
     return Preflight(cuda=cuda, precision=precision, device_name=name if cuda else "cpu", vocab_size=vocab,
                      shape=shape, batch=batch, train_tokens=train_tokens, train_sentences=int(len(sizes)),
                      checkpoint_bytes=ckpt_bytes, spm_model=spm_used, warnings=warnings,
-                     conflicts=conflicts, data_fingerprint=data_fp)
+                     conflicts=conflicts, data_fingerprint=data_fp, valid_subsets=subsets)

@@ -19,6 +19,8 @@ def report(save_dir: str | Path, out_dir: str | Path | None = None, *, gpu: str 
     wps in fairseq's log is the global rate (token counts are all-reduced across workers), so
     MFU = wps x FLOPs/token / (peak x world size). The peak comes from ``peak_tflops``, else from the GPU name
     (``gpu`` or the device recorded at launch) in :data:`~koroberta.train.flops.GPU_PEAK_FLOPS`; on CPU it is n/a.
+    A run validated on per-source subsets (a multi-source corpus) gets a curve per subset in ``loss.png`` and
+    ``ppl.png``, and ``valid_subsets`` in the result: each subset's final and best loss.
     """
     save_dir = Path(save_dir)
     tlog = parse_log(save_dir)

@@ -159,3 +159,23 @@ def test_results_do_not_depend_on_pythonhashseed():
     assert runs[0] == runs[1]
     assert any(r[2] is not None for r in runs[0][:-1])  # the stream does hold near duplicates
     assert any(x is not None for x in runs[0][-1])  # and documents the decontaminator flags
+
+
+def test_dedup_memory_is_checked_before_the_merge(monkeypatch, tmp_path):
+    """A corpus whose dedup indexes cannot fit is refused in one line before the merge starts, naming the fix;
+    one that fits passes and returns the estimate (the measured bytes per document times the documents)."""
+    from koroberta.corpus import steps
+    from koroberta.corpus.config import CorpusConfig
+    from koroberta.corpus.dedup import EXACT_BYTES_PER_DOC, NEAR_BYTES_PER_DOC
+    from koroberta.errors import InputError
+
+    cfg = CorpusConfig(near_dedup=True)
+    assert steps.memory_limit() > 10 ** 8  # this machine's RAM or its cgroup limit: a number, read for real
+    monkeypatch.setattr(steps, "memory_limit", lambda: 16 * 10 ** 9)
+    assert steps.check_dedup_memory(cfg, 1000, tmp_path) == 1000 * (EXACT_BYTES_PER_DOC + NEAR_BYTES_PER_DOC)
+    with pytest.raises(InputError, match="corpus.near_dedup: false") as e:
+        steps.check_dedup_memory(cfg, 3_000_000, tmp_path)
+    assert "3,000,000 documents" in str(e.value) and "\n" not in str(e.value)
+    # without near dedup the same corpus fits
+    assert steps.check_dedup_memory(CorpusConfig(near_dedup=False), 3_000_000, tmp_path) == \
+        3_000_000 * EXACT_BYTES_PER_DOC

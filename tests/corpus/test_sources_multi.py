@@ -165,6 +165,32 @@ def test_weights_give_exactly_the_train_counts(built):
         assert len(ids) == len(set(ids)) == sum(st["sources"][n]["documents"][s] for n in WEIGHTS)
 
 
+def test_each_source_has_its_own_valid_file_and_report_row(built):
+    """valid_<name>.txt holds exactly the source's valid documents, in valid.txt's order (the Parquet rows say which
+    document is whose); report.md has one row per source with its counts."""
+    split = built / "split"
+    rows = pq.read_table(split / "hf" / "valid.parquet").to_pydict()
+    docs = [d for d in (split / "valid.txt").read_text(encoding="utf-8").split("\n\n") if d]
+    assert len(docs) == len(rows["id"])
+    st = read_manifest(split)["stats"]
+    for name in WEIGHTS:
+        mine = [d.rstrip("\n") for d, src in zip(docs, rows["source"]) if src == name]
+        text = (split / f"valid_{name}.txt").read_text(encoding="utf-8")
+        got = [d.rstrip("\n") for d in text.split("\n\n") if d]
+        assert got == mine and len(got) == st["sources"][name]["documents"]["valid"], name
+    assert sorted(p.name for p in split.glob("valid_*.txt")) == sorted(f"valid_{n}.txt" for n in WEIGHTS)
+    report = (split / "report.md").read_text(encoding="utf-8")
+    news = next(line for line in report.splitlines() if line.startswith("| news |"))
+    cells = [c.strip() for c in news.strip("|").split("|")]
+    clean = read_manifest(built / "clean")["stats"]["sources"]["news"]
+    assert len(cells) == 14 and cells[1] == "web" and cells[3] == f"{clean['kept']['documents']:,}"
+    assert int(cells[2]) == clean["kept"]["documents"] + sum(clean["dropped"].values())
+    assert cells[8] == "0" and cells[9:12] == [str(st["sources"]["news"]["documents"][s]) for s in SPLITS]
+    assert cells[5:8] == ["1", "1", "1"]  # duplicate, near-duplicate, decontaminated: one each, planted
+    assert cells[-2:] == ["2", f"{st['sources']['news']['train_written']:,}"]
+    assert "| decontaminated | 0 | 0 | 1 |" in report
+
+
 def test_train_copies_definition():
     assert train_copies(7, 0.5) == (0, 4)  # 3.5 rounds half up
     assert train_copies(10, 2.0) == (2, 0)
@@ -240,8 +266,8 @@ def test_corpus_build_cli_takes_a_config_with_sources(inputs, tmp_path):
                         str(tmp_path / "c"), "--workers", "1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "c" / "split" / "train.txt").is_file()
-    # the per-shard SLURM steps refuse it in one line, naming what is not supported yet
+    # SOURCE as well as `sources:` is ambiguous: refused in one line, naming the command without SOURCE
     r = subprocess.run([sys.executable, "-m", "koroberta", "corpus", "extract", "x", str(tmp_path / "d"),
                         "--config", str(cfg)], capture_output=True, text=True)
-    assert r.returncode != 0 and "does not support several sources yet" in r.stderr
+    assert r.returncode == 2 and f"SOURCE x given, and {cfg} lists `sources:`" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

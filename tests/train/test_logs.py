@@ -47,3 +47,38 @@ def test_progress_line_shows_only_training_records():
     assert progress_line(valid, 1200) == "valid update  400/1200  loss 9.100 bits"
     for noise in ("2026-11-30 | INFO | fairseq_cli.train | RobertaModel(", "UserWarning: deprecated", ""):
         assert progress_line(noise, 1200) is None
+
+
+SUBSET_LINES = LINES + """\
+2026-01-01 00:01:05 | INFO | valid | {"epoch": 1, "valid_loss": "9.9", "valid_num_updates": "20", "valid_best_loss": "9.9"}
+2026-01-01 00:01:05 | INFO | valid_ko-wiki.v2 | {"epoch": 1, "valid_ko-wiki.v2_loss": "9.5", "valid_ko-wiki.v2_num_updates": "20"}
+2026-01-01 00:01:05 | INFO | valid_best | {"epoch": 1, "valid_best_loss": "10.3", "valid_best_num_updates": "20"}
+2026-01-01 00:02:05 | INFO | valid_best | {"epoch": 1, "valid_best_loss": "10.6", "valid_best_num_updates": "25"}
+""".splitlines()
+
+
+def test_per_subset_records():
+    """A subset's record is tagged with its name (logger and key prefix); a source named "best" is no
+    valid_best_loss, and the mixed valid series is the same as without subsets."""
+    t = parse_lines(SUBSET_LINES)
+    base = parse_lines(LINES + SUBSET_LINES[len(LINES):len(LINES) + 1])
+    assert t.valid == base.valid and sorted(t.subsets) == ["valid_best", "valid_ko-wiki.v2"]
+    assert t.series("valid_best", "loss") == ([20, 25], [10.3, 10.6]) and t.updates == 25
+    assert t.stats()["valid_subsets"] == {"valid": {"final_loss": 9.9, "best_loss": 9.9},
+                                          "valid_best": {"final_loss": 10.6, "best_loss": 10.3},
+                                          "valid_ko-wiki.v2": {"final_loss": 9.5, "best_loss": 9.5}}
+    assert "valid_subsets" not in parse_lines(LINES).stats()
+
+
+def test_per_subset_progress_line_and_plot(tmp_path):
+    from koroberta.train.logs import progress_line
+
+    assert progress_line(SUBSET_LINES[-1], 30) == "valid_best update 25/30  loss 10.600 bits"
+    base = SUBSET_LINES[:len(LINES) + 1]  # the same records without the subsets'
+    plain = draw_report(parse_lines(base), tmp_path / "plain")
+    with_subsets = draw_report(parse_lines(SUBSET_LINES), tmp_path / "subsets")
+    assert [p.name for p in plain] == [p.name for p in with_subsets]
+    # the subsets add curves to loss.png only (their records hold no ppl); every other plot is the same
+    for p in plain:
+        same = p.read_bytes() == (tmp_path / "subsets" / p.name).read_bytes()
+        assert same == (p.name != "loss.png"), p.name
