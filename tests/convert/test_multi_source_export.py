@@ -1,4 +1,4 @@
-"""A corpus of several sources with PII -> spm -> preprocess -> a few fairseq updates -> HF export (issue 22,
+"""A corpus of three sources of different kinds with PII -> spm -> preprocess -> a few fairseq updates -> HF export (issue 22,
 done-when: "the HF export's parity holds"). The placeholders that replaced the PII are spm user symbols
 (``koroberta run`` fills ``spm.user_symbols`` because the review source's profile replaces PII); the export's
 token ids must equal the data-bin's on every line of the corpus's train split, placeholders included, and each
@@ -25,7 +25,9 @@ from koroberta.spm.train import train_vocab
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import FIXTURES, TINY_ARCH, fairseq_bin  # noqa: E402
 
-WEIGHTS = {"wiki": 2.0, "reviews": 0.5}  # 0.5 on the many short reviews: a half of them has half the tokens
+# three kinds (a dump, a Parquet dataset, an NSMC TSV) with weights 1 / 2 / 0.5 -- 0.5 on the many short reviews,
+# so that half of them carries half their tokens (a half of 40 articles would not, within 2 points)
+WEIGHTS = {"kowiki": 1.0, "news": 2.0, "reviews": 0.5}
 PII = ["문의는 010-1234-5678 로 주세요", "메일 hong.gildong@naver.com 으로", "주민번호 900101-1234567 유출",
        "국민은행 계좌 123456-01-123456 로 입금", "연락처 02-123-4567"]
 
@@ -38,11 +40,16 @@ def run(tmp_path_factory) -> dict:
     body = [r if i % 4 else "\t".join((r.split("\t")[0], f"{r.split(chr(9))[1]} {PII[i // 4 % len(PII)]}",
                                        r.split("\t")[2])) for i, r in enumerate(rows[1:])]
     (root / "reviews.tsv").write_text("\n".join([rows[0], *body]) + "\n", encoding="utf-8")
-    wiki = (FIXTURES / "kowiki-docs.txt").read_text(encoding="utf-8").split("\n\n")[:40]  # 40 articles: enough
-    (root / "wiki.txt").write_text("\n\n".join(wiki) + "\n", encoding="utf-8")
+    # a Hugging Face Parquet dataset of articles (the kowiki-docs fixture), beside the tiny dump and the reviews TSV
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    docs = (FIXTURES / "kowiki-docs.txt").read_text(encoding="utf-8").split("\n\n")[:40]
+    pq.write_table(pa.table({"id": [f"a{k}" for k in range(len(docs))], "title": [f"기사 {k}" for k in range(len(docs))],
+                             "text": docs}), root / "news.parquet")
+    paths = {"kowiki": FIXTURES / "kowiki-tiny.xml.bz2", "news": root / "news.parquet", "reviews": root / "reviews.tsv"}
     conf = {"workdir": str(root / "work"),
-            "sources": [{"name": "wiki", "path": str(root / "wiki.txt"), "profile": "wiki", "weight": WEIGHTS["wiki"]},
-                        {"name": "reviews", "path": str(root / "reviews.tsv"), "weight": WEIGHTS["reviews"]}],
+            "sources": [{"name": n, "path": str(p), "weight": WEIGHTS[n]} for n, p in paths.items()],
             "corpus": {"valid_fraction": 0.1, "test_fraction": 0.05},
             "spm": {"vocab_size": 1200, "threads": 1, "character_coverage": 0.995, "hard_vocab_limit": False}}
     (root / "run.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
@@ -134,5 +141,6 @@ def test_token_shares_are_what_the_weights_imply(run):
     shares = read_manifest(run["data"])["stats"]["sources"]
     for n, w in WEIGHTS.items():
         assert abs(shares[n]["share"] - w * tokens[n] / total) <= 0.02, (n, shares[n], w * tokens[n] / total)
-    # weight 2 writes every wiki document twice: exactly twice its tokens
-    assert shares["wiki"]["train_tokens"] == 2 * tokens["wiki"]
+    # weight 2 writes every news document twice: exactly twice its tokens; weight 1 exactly once
+    assert shares["news"]["train_tokens"] == 2 * tokens["news"]
+    assert shares["kowiki"]["train_tokens"] == tokens["kowiki"]
