@@ -166,7 +166,7 @@ def check_exportable(proto: Any, where: object, *, pieces: bool = True) -> str:
                 if kind != "unigram":
                     raise InputError(f"spm piece {i} {p.piece!r} is a user-defined symbol in a {kind} model, which "
                                      "the HF export cannot keep whole", path=where,
-                                     fix="retrain it with model_type: unigram (user symbols need it)")
+                                     fix="retrain it with `koroberta spm train` (model_type unigram: user symbols need it)")
                 continue
             user = False
             if p.type != 1:

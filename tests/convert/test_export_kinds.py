@@ -124,7 +124,9 @@ def _foreign_vocab(tiny_split: Path, root: Path, **spm_options) -> Path:
     (dict(model_type="char"), "spm model_type is char"),
     (dict(model_type="word"), "spm model_type is word"),
     (dict(byte_fallback=True), "byte_fallback"),
-    (dict(user_defined_symbols=["[USR]"]), "spm piece 3 '[USR]' is a user-defined piece"),
+    # user-defined symbols are exported for unigram (the PII placeholders: tests/convert/test_user_symbols.py)
+    (dict(model_type="bpe", user_defined_symbols=["[USR]"]), "spm piece 3 '[USR]' is a user-defined symbol in a bpe"),
+    (dict(control_symbols=["[CTL]"]), "spm piece 3 '[CTL]' is a control piece"),
 ])
 def test_models_the_export_cannot_reproduce_are_refused_at_preprocess(tiny_split, tmp_path, capsys, options, needle):
     vocab = _foreign_vocab(tiny_split, tmp_path / "v", **options)
