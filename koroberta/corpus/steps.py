@@ -473,6 +473,8 @@ def clean_sources(cfg: CorpusConfig, out_dir: Path, *, num_shards: int = 1, deco
                                command="extract --config FILE.yaml OUT_DIR") for n in names}
     final = out_dir / "clean"
     conf = {**cfg.part(*CLEAN_FIELDS), "sources": names, "dedup_key": "dedup.normalize"}
+    if decontaminate:  # its key shortens character runs since issue 22 part 2: a merge made before is redone
+        conf["decontamination_key"] = "normalize+runs2"
     # keyed by directory name: one machine's keys (extract-<name>) stay what they were, so its clean stays complete
     inputs: dict[str, Path] = {d.name: d for n in names for d in dirs[n]}
     inputs.update({f"decontaminate.{i}": Path(p) for i, p in enumerate(decontaminate)})
