@@ -163,7 +163,7 @@ SPLIT_VARIANTS = ("report", "no report", "report, numpy histogram")
 def split_child(run_yaml: str, corpus: str, variant: str, result: str) -> int:
     """The split step alone, in this fresh process, on a finished run's ``clean/`` and ``sentences/``: RSS after the
     imports and peak (``ru_maxrss``). Variants: as shipped (``report``); ``report: false``; and the report with its
-    histograms given a numpy array instead of a list of Python ints (bench-only patch of ``report._hist``)."""
+    histograms given a numpy array instead of a list of Python ints (bench-only patch of ``report.histogram``)."""
     import numpy as np
 
     from koroberta.corpus import report, steps
@@ -180,11 +180,11 @@ def split_child(run_yaml: str, corpus: str, variant: str, result: str) -> int:
         import matplotlib.pyplot as plt
 
         def hist(values, path, title, xlabel):
-            # report._hist's figure, its values clipped at the same p99 but as one int64 array: matplotlib then
+            # report.histogram's figure, its values clipped at the same p99 but as one int64 array: matplotlib then
             # bins an array instead of converting a list of Python ints
             fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
             if len(values):
-                hi = max(1, report._pct(values, 0.99))
+                hi = max(1, report.percentile(values, 0.99))
                 ax.hist(np.minimum(np.asarray(values, dtype=np.int64), hi), bins=50, color="#4477aa")
             ax.set_title(title)
             ax.set_xlabel(xlabel)
@@ -193,7 +193,7 @@ def split_child(run_yaml: str, corpus: str, variant: str, result: str) -> int:
             fig.savefig(path, format="png", metadata={"Software": None})
             plt.close(fig)
 
-        report._hist = hist
+        report.histogram = hist
     rss = int(re.search(r"VmRSS:\s+(\d+)", _read("/proc/self/status")).group(1))
     t0 = time.process_time()
     steps.split(cfg, Path(corpus), force=True)
@@ -727,7 +727,7 @@ def render(results: dict[str, dict], meta: dict, args: argparse.Namespace) -> st
                "`--split-alone` (after the runs): `steps.split` alone in a fresh process on a hard-linked copy of the "
                "run's `clean/` and `sentences/`, its imports (pyarrow, matplotlib) done before the first reading: as "
                "shipped; with `report: false`; and with the report's histograms given a numpy array instead of a "
-               "list of Python ints (bench-only patch of `report._hist`).\n",
+               "list of Python ints (bench-only patch of `report.histogram`).\n",
                "| size | sentences | variant | after imports MB | peak MB | growth MB | CPU-s |",
                "|---|---:|---|---:|---:|---:|---:|"]
         for size, r in results.items():
