@@ -33,6 +33,19 @@ def _readme_chain() -> list[str]:
     return lines
 
 
+def _submit_with_shard_1_failing(env, logs, blocker):
+    """Submit the README's chain with extract shard 1 failing for real: its directory holds ``blocker``, a file
+    koroberta did not write, which it refuses to replace. Returns the four job ids once the extract array ended."""
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not ours\n")
+    a, b, c, d = _submit_chain(env, logs)
+    tasks = {r["ArrayTaskId"]: r for r in wait_done(a, 300)}
+    assert tasks["0"]["JobState"] == "COMPLETED", tasks
+    assert tasks["1"]["JobState"] == "FAILED" and tasks["1"]["ExitCode"] != "0:0", tasks
+    assert "holds files koroberta did not write" in (logs / f"corpus-{a}_1.out").read_text()
+    return a, b, c, d
+
+
 def _submit_chain(env: dict[str, str], logs) -> list[str]:
     over = OVERRIDES.format(logs=logs)
     script = "\n".join(l.replace("$(sbatch ", f"$(sbatch {over} ", 1) for l in _readme_chain())
@@ -60,13 +73,7 @@ def test_array_chain_fails_shard_resubmits_and_matches_one_machine_build(pipelin
 
     # shard 1 fails for real: its output directory holds a file koroberta did not write, which it refuses to replace
     blocker = out / "extract-00001-of-00002" / "notes.txt"
-    blocker.parent.mkdir(parents=True)
-    blocker.write_text("not ours\n")
-    a, b, c, d = _submit_chain(env, logs)
-    tasks = {r["ArrayTaskId"]: r for r in wait_done(a, 300)}
-    assert tasks["0"]["JobState"] == "COMPLETED", tasks
-    assert tasks["1"]["JobState"] == "FAILED" and tasks["1"]["ExitCode"] != "0:0", tasks
-    assert "holds files koroberta did not write" in (logs / f"corpus-{a}_1.out").read_text()
+    a, b, c, d = _submit_with_shard_1_failing(env, logs, blocker)
     # afterok: the clean job can never run, so neither can the sentence split nor the train/valid/test split
     wait_until(lambda: job(b)["Reason"] == "DependencyNeverSatisfied", 60, "clean job: DependencyNeverSatisfied")
     assert job(b)["JobState"] == "PENDING"
@@ -171,13 +178,7 @@ def test_sources_array_fails_shard_resubmits_and_matches_one_machine_build(sourc
 
     # task 1 fails at its second source (a file koroberta did not write), after its first source's shard is done
     blocker = out / f"extract-nsmc-00001-of-{N:05d}" / "notes.txt"
-    blocker.parent.mkdir(parents=True)
-    blocker.write_text("not ours\n")
-    a, b, c, d = _submit_chain(env, logs)
-    tasks = {r["ArrayTaskId"]: r for r in wait_done(a, 300)}
-    assert tasks["0"]["JobState"] == "COMPLETED", tasks
-    assert tasks["1"]["JobState"] == "FAILED" and tasks["1"]["ExitCode"] != "0:0", tasks
-    assert "holds files koroberta did not write" in (logs / f"corpus-{a}_1.out").read_text()
+    a, b, c, d = _submit_with_shard_1_failing(env, logs, blocker)
     done = {f"extract-{n}-{i:05d}-of-{N:05d}" for n in SOURCE_NAMES for i in range(N)} - {
         f"extract-nsmc-00001-of-{N:05d}", f"extract-notes-00001-of-{N:05d}"}
     assert {p.parent.name for p in out.glob("extract-*/_COMPLETE")} == done
