@@ -32,6 +32,7 @@ STAGE_MODULES = [
     "koroberta.preprocess.cli",
     "koroberta.train.cli",
     "koroberta.convert.cli",
+    "koroberta.importhf.cli",
     "koroberta.finetune.cli",
     "koroberta.eval.cli",
     "koroberta.pipeline",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from koroberta.errors import InputError
 from koroberta.layout import (BOS, EOS, FAIRSEQ_SPECIALS, FIRST_PIECE, MASK, PAD, UNK, USER_SYMBOL_SCORE,
@@ -40,13 +41,14 @@ class ExportVocab:
     hf_to_fairseq: tuple[int, ...]
     fairseq_symbols: tuple[str, ...]  # by fairseq row, <mask> last (what fairseq's Dictionary holds)
     legacy: bool
-    spm_model: Path
+    spm_model: Path | None  # None for an imported HF vocabulary (koroberta.hfvocab)
     dict_path: Path
-    model_type: str = "unigram"  # the spm algorithm ("unigram" | "bpe"), and so the HF tokenizer model
+    model_type: str = "unigram"  # the spm algorithm ("unigram" | "bpe"), and so the HF tokenizer model; "hf": imported
+    imported: Any = None  # the koroberta.hfvocab.HFVocab of an import-hf vocab dir: its tokenizer files are exported
 
     @property
     def mask_id(self) -> int:
-        return len(self.hf_vocab) - 1
+        return self.imported.mask_id if self.imported is not None else len(self.hf_vocab) - 1
 
     def fairseq_text(self, sp, line: str) -> str:
         """The text fairseq's ``Dictionary.encode_line`` saw for ``line`` (what preprocess wrote)."""
@@ -76,7 +78,18 @@ def is_legacy_dict(dict_path: str | Path) -> bool:
 
 def resolve_vocab(vocab_dir: str | Path, checkpoint_rows: int) -> ExportVocab:
     """Read ``spm.model`` + ``dict.txt`` from ``vocab_dir`` and check them against the checkpoint's vocab size."""
+    from koroberta.hfvocab import is_hf_vocab, load_hf_vocab
+
     d = Path(vocab_dir)
+    if is_hf_vocab(d):  # koroberta import-hf: fairseq id = HF id, the original tokenizer files are exported
+        hv = load_hf_vocab(d)
+        if hv.rows != checkpoint_rows:
+            raise InputError(f"dict.txt gives {hv.rows} fairseq symbols but the checkpoint's embedding has "
+                             f"{checkpoint_rows} rows", path=hv.dict_path,
+                             fix="pass as VOCAB_DIR the import-hf output the checkpoint's data-bin was made with")
+        return ExportVocab(hf_vocab=tuple((sym, 0.0) for sym in hv.symbols), hf_to_fairseq=tuple(range(hv.rows)),
+                           fairseq_symbols=hv.symbols, legacy=False, spm_model=None, dict_path=hv.dict_path,
+                           model_type="hf", imported=hv)
     spm_model, dict_path = d / "spm.model", d / "dict.txt"
     for p in (spm_model, dict_path):
         if not p.is_file():
@@ -263,6 +276,14 @@ def check_trained_with(ck, ev: ExportVocab) -> None:
             stats = (read_manifest(db) or {}).get("stats", {})
             want = stats.get("spm_sha256") or rec_spm or (
                 sha256_file(db / "spm.model") if (db / "spm.model").is_file() else None)
+            if ev.imported is not None:  # the tokenizer preprocess encoded with (koroberta.hfvocab)
+                have = ev.imported.record.get("tokenizer_sha256")
+                want_tok = stats.get("tokenizer_sha256")
+                if want_tok and want_tok != have:
+                    raise InputError(f"tokenizer.json is not the one the data {name} was trained on was encoded "
+                                     f"with (its data-bin {db} records sha256 {want_tok[:12]}...)",
+                                     path=ev.imported.tokenizer_json, fix=fix)
+                return
             if want and want != sha256_file(ev.spm_model):
                 raise InputError(f"spm.model is not the one the data {name} was trained on was encoded with (its "
                                  f"data-bin {db} records spm sha256 {want[:12]}...): the same pieces with other "
@@ -270,6 +291,6 @@ def check_trained_with(ck, ev: ExportVocab) -> None:
             return
     # the data-bin is gone (or moved): the hashes the train stage recorded are what is left
     for path, want, what in ((ev.dict_path, rec_dict, "dict.txt"), (ev.spm_model, rec_spm, "spm.model")):
-        if want and want != sha256_file(path):
+        if want and path is not None and want != sha256_file(path):
             raise InputError(f"{what} is not the one {name} was trained with ({state_path} records sha256 "
                              f"{want[:12]}..., this file has {sha256_file(path)[:12]}...)", path=path, fix=fix)

@@ -1,0 +1,100 @@
+"""Local Hugging Face models and tokenizers for the import tests: nothing is downloaded.
+
+Three tokenizer layouts users bring:
+
+* ``wordpiece``: a WordPiece tokenizer in the ``klue/roberta-base`` layout (``[CLS]=0 [PAD]=1 [SEP]=2 [UNK]=3
+  [MASK]=4``, BertTokenizerFast), trained here on kowiki lines;
+* ``xlmr``: an XLM-R-style spm Unigram (``<s> <pad> </s> <unk>``, spm pieces at spm id + 1, ``<mask>`` last);
+* ``own``: our own export (``koroberta convert`` of a tiny fairseq checkpoint), made by the test that needs it.
+
+Every parameter of a model, LayerNorm weights and biases and the token-type row included, is drawn from N(0, 0.02)
+with a fixed seed, so that a swapped or missing mapping cannot pass a logit comparison.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+WP_SPECIALS = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"]
+
+
+def wordpiece_tokenizer(lines: list[str], out: Path, vocab_size: int = 1500) -> Path:
+    """A klue-layout WordPiece tokenizer saved with ``save_pretrained`` into ``out`` (tokenizer.json, vocab.txt,
+    tokenizer_config.json ...)."""
+    import transformers as tf
+    from tokenizers import BertWordPieceTokenizer
+
+    bw = BertWordPieceTokenizer(lowercase=False, strip_accents=False, clean_text=True, handle_chinese_chars=True)
+    bw.train_from_iterator([l for l in lines if l.strip()], vocab_size=vocab_size, min_frequency=1,
+                           special_tokens=WP_SPECIALS, wordpieces_prefix="##", show_progress=False)
+    tok = tf.BertTokenizerFast(tokenizer_object=bw._tokenizer, cls_token="[CLS]", pad_token="[PAD]",
+                               sep_token="[SEP]", unk_token="[UNK]", mask_token="[MASK]", bos_token="[CLS]",
+                               eos_token="[SEP]", do_lower_case=False, model_max_length=512)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(str(out))
+    return out
+
+
+def xlmr_tokenizer(lines: list[str], out: Path, vocab_size: int = 1500) -> Path:
+    """An XLM-R-style tokenizer: an spm Unigram (unk 0, bos 1, eos 2) re-indexed as XLM-R does (fairseq offset 1),
+    ``<mask>`` appended, saved with ``save_pretrained``."""
+    import sentencepiece as spm
+    import transformers as tf
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = out / "sentencepiece.bpe"
+    spm.SentencePieceTrainer.train(sentence_iterator=iter([l for l in lines if l.strip()]), model_prefix=str(prefix),
+                                   vocab_size=vocab_size, model_type="unigram", character_coverage=0.99,
+                                   num_threads=1, minloglevel=2, unk_id=0, bos_id=1, eos_id=2, pad_id=-1)
+    (out / "sentencepiece.bpe.vocab").unlink()
+    m = pb.ModelProto()
+    m.ParseFromString((out / "sentencepiece.bpe.model").read_bytes())
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [(p.piece, p.score) for p in m.pieces[3:]] + [("<mask>", 0.0)]
+    tok = tf.XLMRobertaTokenizer(vocab=vocab, _spm_precompiled_charsmap=m.normalizer_spec.precompiled_charsmap,
+                                 model_max_length=512)
+    tok.save_pretrained(str(out))
+    return out
+
+
+def random_model(kind: str, vocab_size: int, *, seed: int = 0, layers: int = 2, hidden: int = 32, heads: int = 2,
+                 ffn: int = 64, max_positions: int = 66, prenorm: bool = False, pad_to: int = 0,
+                 std: float = 0.02) -> Any:
+    """A masked-LM model of ``kind`` (``roberta`` | ``xlm-roberta``; ``prenorm``: RobertaPreLayerNorm) whose every
+    parameter is N(0, ``std``) with ``seed``. ``pad_to`` > 0 rounds the embedding rows up (rows beyond the tokenizer).
+
+    At std 0.02 the LayerNorm weights scale every normalised vector by ~0.02, so attention scores are ~1e-5 and
+    attention is uniform: swapping the query and key projections moves the logits by ~1e-8 (measured), below any
+    tolerance. A larger ``std`` makes attention matter, for the tests that must see such a swap."""
+    import torch
+    import transformers as tf
+
+    rows = vocab_size if not pad_to else -(-vocab_size // pad_to) * pad_to
+    kw = dict(vocab_size=rows, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+              intermediate_size=ffn, max_position_embeddings=max_positions, type_vocab_size=1, layer_norm_eps=1e-5,
+              pad_token_id=1, bos_token_id=0, eos_token_id=2, hidden_act="gelu")
+    if prenorm:
+        model = tf.RobertaPreLayerNormForMaskedLM(tf.RobertaPreLayerNormConfig(**kw))
+    elif kind == "xlm-roberta":
+        model = tf.XLMRobertaForMaskedLM(tf.XLMRobertaConfig(**kw))
+    else:
+        model = tf.RobertaForMaskedLM(tf.RobertaConfig(**kw))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():  # tied decoder weight = word embeddings: drawn once
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model.eval()
+
+
+def save_model(model: Any, tokenizer_dir: Path, out: Path) -> Path:
+    """``out`` = the model (safetensors) + the tokenizer files of ``tokenizer_dir``: a local HF model directory."""
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    for f in tokenizer_dir.iterdir():
+        if f.is_file() and f.name not in ("config.json", "model.safetensors"):
+            shutil.copyfile(f, out / f.name)
+    return out
