@@ -7,6 +7,7 @@ from typing import Any
 from koroberta.convert.checkpoint import RobertaCheckpoint
 from koroberta.convert.config import ConvertConfig
 from koroberta.convert.vocab import ExportVocab
+from koroberta.convert.weights import hf_model_class
 
 
 def _fmt(v: Any) -> str:
@@ -46,32 +47,48 @@ def model_card(cfg: ConvertConfig, ck: RobertaCheckpoint, ev: ExportVocab, stats
         ("tokens per sample", _fmt(task.get("tokens_per_sample"))),
         ("mask prob", _fmt(task.get("mask_prob"))),
         ("activation / dropout", f"{_fmt(ck.arg('activation_fn'))} / {_fmt(ck.arg('dropout'))}"),
+        ("LayerNorm placement", "pre-LN" if ck.prenorm else "post-LN"),
         ("weights dtype", cfg.dtype),
     ]
     layout = ("legacy KoRoBERTa dict (spm-id strings, frequency order), rows re-ordered to spm order"
               if ev.legacy else "XLM-R layout: HF id = fairseq id = spm id + 1")
     parity = parity_words(par, cfg.atol)
     tokenizer = "BPE" if ev.model_type == "bpe" else "Unigram"  # as the spm model is (koroberta.convert.vocab)
+    hf_class = hf_model_class(ck.prenorm)  # what koroberta.convert.export builds
+    layer_norm = ("pre-LayerNorm (fairseq `encoder_normalize_before`, with an embedding LayerNorm): load it with "
+                  "`AutoModelForMaskedLM`, which picks this class from `config.json`" if ck.prenorm
+                  else "post-LayerNorm, as BERT and RoBERTa")
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    if ev.imported is not None:  # koroberta import-hf: the model's own tokenizer, exported unchanged
+        rec = ev.imported.record
+        vocabulary = (f"The tokenizer of the model training continued from ({rec.get('tokenizer_class')}, "
+                      f"{rec.get('tokenizer_tokens')} tokens; mask token `{rec.get('mask_token')}` = id {ev.mask_id}), "
+                      f"exported byte for byte; the embedding has {len(ev.hf_vocab)} rows (fairseq id = HF id for "
+                      "every token).")
+        mask = str(rec.get("mask_token"))
+    else:
+        vocabulary = (f"SentencePiece model `spm.model` ({len(ev.hf_vocab)} ids including `<s> <pad> </s> <unk>` and "
+                      f"`<mask>` = id {ev.mask_id});\n{layout}. `tokenizer.json` is a fast {tokenizer} tokenizer "
+                      "equivalent to the spm model.")
+        mask = "<mask>"
     return f"""---
 language: {cfg.language}
 license: {cfg.license}
 library_name: transformers
 pipeline_tag: fill-mask
-tags: [roberta, fairseq, korean]
+tags: [roberta{", roberta-prelayernorm" if ck.prenorm else ""}, fairseq, korean]
 ---
 
 # {cfg.model_name}
 
 A Korean RoBERTa pretrained with fairseq (`masked_lm`, `{_fmt(ck.arg('arch'))}`) by the koroberta pipeline and
-exported to Hugging Face `RobertaForMaskedLM`.
+exported to Hugging Face `{hf_class}` ({layer_norm}).
 
 ## Data
 {cfg.data_description}.
 
 ## Vocabulary
-SentencePiece model `spm.model` ({len(ev.hf_vocab)} ids including `<s> <pad> </s> <unk>` and `<mask>` = id {ev.mask_id});
-{layout}. `tokenizer.json` is a fast {tokenizer} tokenizer equivalent to the spm model.
+{vocabulary}
 
 ## Pretraining
 | setting | value |
@@ -86,6 +103,6 @@ SentencePiece model `spm.model` ({len(ev.hf_vocab)} ids including `<s> <pad> </s
 from transformers import AutoTokenizer, AutoModelForMaskedLM, pipeline
 tok = AutoTokenizer.from_pretrained("PATH")
 model = AutoModelForMaskedLM.from_pretrained("PATH")
-pipeline("fill-mask", model="PATH")("대한민국의 수도는 <mask>이다.")
+pipeline("fill-mask", model="PATH")("대한민국의 수도는 {mask}이다.")
 ```
 """

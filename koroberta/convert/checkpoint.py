@@ -56,6 +56,12 @@ class RobertaCheckpoint:
         # learned positions have padding_idx + 1 (= 2) extra rows in front: fairseq and HF RoBERTa agree on that
         return int(self.state[SE + "embed_positions.weight"].shape[0]) - 2
 
+    @property
+    def prenorm(self) -> bool:
+        """Pre-LayerNorm (fairseq ``roberta_prenorm`` / ``--encoder-normalize-before``): exported as HF
+        ``RobertaPreLayerNormForMaskedLM``. :func:`load_checkpoint` has checked the args and the tensors agree."""
+        return bool(self.arg("encoder_normalize_before", False))
+
     def arg(self, name: str, default: Any = None) -> Any:
         return getattr(self.model_args, name, default)
 
@@ -131,6 +137,30 @@ def _dir_kind(d: Path) -> str:
     return "a directory"
 
 
+#: the fix for a pre-LN checkpoint without an embedding LayerNorm (fairseq roberta_prenorm's default)
+FIX_PRENORM_EMBEDDING = ("train with `train.layernorm_embedding: true` (fairseq --layernorm-embedding), which HF's "
+                         "RobertaPreLayerNorm needs")
+
+
+def _check_layer_norms(p: Path, margs: argparse.Namespace, state: dict[str, Any]) -> None:
+    """Refuse a LayerNorm layout no HF class represents exactly. Post-LN (RobertaForMaskedLM) and pre-LN
+    (RobertaPreLayerNormForMaskedLM) both normalise the embeddings; fairseq's roberta_prenorm does not by default
+    (layernorm_embedding=False), and dropping HF's embedding norm is not possible, so that layout is refused rather
+    than exported with logits that differ. The args and the tensors must tell the same story: an args-only check
+    would take a hand-edited checkpoint for the other layout, and fail later as a missing-key error."""
+    pre = bool(getattr(margs, "encoder_normalize_before", False))
+    final = SE + "layer_norm.weight" in state
+    emb = SE + "layernorm_embedding.weight" in state
+    if pre != final:
+        have = "has" if final else "lacks"
+        raise InputError(f"checkpoint's args say encoder_normalize_before={pre} but it {have} the encoder's final "
+                         f"{SE}layer_norm (which only pre-LayerNorm models have)", path=p,
+                         fix="the checkpoint is corrupt or was edited; use an untouched one")
+    if pre and not emb:
+        raise InputError("checkpoint uses pre-LayerNorm without an embedding LayerNorm (fairseq roberta_prenorm's "
+                         "default), which no Hugging Face model represents", path=p, fix=FIX_PRENORM_EMBEDDING)
+
+
 def load_checkpoint(path: str | Path) -> RobertaCheckpoint:
     """Load and validate a fairseq RoBERTa masked-LM checkpoint. Raises :class:`InputError` for anything else."""
     p = Path(path)
@@ -160,9 +190,7 @@ def load_checkpoint(path: str | Path) -> RobertaCheckpoint:
         raise InputError(f"checkpoint is a '{arch}' model (keys {sample}...), not a fairseq RoBERTa masked LM"
                          + (f"; missing {missing[0]}" if missing else ""), path=p,
                          fix="convert a checkpoint trained with `--task masked_lm --arch roberta_*`")
-    if getattr(margs, "encoder_normalize_before", False) or SE + "layer_norm.weight" in state:
-        raise InputError("checkpoint uses pre-LayerNorm (encoder_normalize_before=True), which RobertaForMaskedLM "
-                         "cannot represent", path=p, fix="train with the roberta_base defaults (post-LN)")
+    _check_layer_norms(p, margs, state)
     if getattr(margs, "no_token_positional_embeddings", False) or not getattr(margs, "encoder_learned_pos", True):
         raise InputError("checkpoint does not use learned positional embeddings", path=p,
                          fix="train with the roberta_base defaults (learned positions)")

@@ -1,9 +1,9 @@
 """convert stage: fairseq RoBERTa checkpoint (+ spm.model + dict.txt) -> Hugging Face directory, parity-checked.
 
-Output (``out_dir``): ``config.json`` (RobertaConfig), ``model.safetensors``, ``tokenizer.json`` +
-``tokenizer_config.json`` (fast Unigram or BPE tokenizer, as the spm model is, whose ids are the model's ids),
-``spm.model``, ``README.md`` (model card), ``manifest.json`` / ``_COMPLETE``. A parity failure raises
-:class:`ParityError` and leaves nothing.
+Output (``out_dir``): ``config.json`` (RobertaConfig; RobertaPreLayerNormConfig for a pre-LN checkpoint),
+``model.safetensors``, ``tokenizer.json`` + ``tokenizer_config.json`` (fast Unigram or BPE tokenizer, as the spm
+model is, whose ids are the model's ids), ``spm.model``, ``README.md`` (model card), ``manifest.json`` /
+``_COMPLETE``. A parity failure raises :class:`ParityError` and leaves nothing.
 """
 
 from __future__ import annotations
@@ -35,13 +35,29 @@ def export_tokenizer(ev, out_dir: Path, model_max_length: int) -> None:
 
 
 def _inputs(checkpoint: Path, vocab_dir: Path, parity_text: Path | None) -> dict[str, Path | None]:
+    from koroberta.hfvocab import TOKENIZER_DIR, is_hf_vocab
+
+    if is_hf_vocab(vocab_dir):  # an import-hf vocab dir: its tokenizer files are what is exported
+        return {"checkpoint": checkpoint, "tokenizer": vocab_dir / TOKENIZER_DIR, "dict": vocab_dir / "dict.txt",
+                "parity_text": parity_text}
     return {"checkpoint": checkpoint, "spm_model": vocab_dir / "spm.model", "dict": vocab_dir / "dict.txt",
             "parity_text": parity_text}
 
 
+def logit_diff(fs_model, hf_model, tok, ev, sentences: list[str], max_positions: int) -> tuple[float, int]:
+    """max |HF - fairseq| logit: through spm + dict.txt for an spm vocabulary, the tokenizer's own ids for an
+    imported one (:mod:`koroberta.convert.imported`)."""
+    from koroberta.convert import imported, parity
+
+    if ev.imported is not None:
+        return imported.same_ids_logit_diff(fs_model, hf_model, tok, sentences, max_positions)
+    return parity.max_logit_diff(fs_model, hf_model, tok, ev, sentences, max_positions)
+
+
 def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, out_dir: str | Path, *,
             parity_text: str | Path | None = None, force: bool = False, overwrite: bool = False) -> dict[str, Any]:
-    """Export ``checkpoint`` to an HF ``RobertaForMaskedLM`` directory at ``out_dir``; returns the manifest.
+    """Export ``checkpoint`` to an HF ``RobertaForMaskedLM`` directory at ``out_dir`` (``RobertaPreLayerNorm...``
+    for a pre-LN checkpoint); returns the manifest.
 
     Skips the work when ``out_dir`` already holds a complete export of the same config and inputs (unless
     ``force``). Raises :class:`InputError` for a non-RoBERTa checkpoint or a vocab that does not match it,
@@ -50,7 +66,7 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
     """
     import torch
 
-    from koroberta.convert import card, parity
+    from koroberta.convert import card, imported, parity
     from koroberta.convert.checkpoint import load_checkpoint
     from koroberta.hfcompat import import_transformers
     from koroberta.convert.vocab import check_trained_with, resolve_vocab
@@ -83,10 +99,17 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
 
     # rust_write_errors inside StageOutput: a full disk under safetensors/tokenizers reaches it as an OSError
     with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st, rust_write_errors():
-        export_tokenizer(ev, st.tmp, ck.max_positions)
-        shutil.copyfile(ev.spm_model, st.tmp / "spm.model")
-        hf_cfg = tf.RobertaConfig(**hf_config_kwargs(ck, ev))
-        model = tf.RobertaForMaskedLM(hf_cfg).eval()
+        if ev.imported is not None:
+            imported.export_tokenizer_files(ev, st.tmp)  # the user's own tokenizer, byte for byte
+        else:
+            export_tokenizer(ev, st.tmp, ck.max_positions)
+            shutil.copyfile(ev.spm_model, st.tmp / "spm.model")
+        # pre-LN checkpoints (load_checkpoint accepts them only with an embedding LayerNorm) are exported as
+        # RobertaPreLayerNorm, the HF class with the same LayerNorm placement; AutoModel picks it from config.json
+        config_cls, model_cls = ((tf.RobertaPreLayerNormConfig, tf.RobertaPreLayerNormForMaskedLM) if ck.prenorm
+                                 else (tf.RobertaConfig, tf.RobertaForMaskedLM))
+        hf_cfg = config_cls(**hf_config_kwargs(ck, ev))
+        model = model_cls(hf_cfg).eval()
         missing, unexpected = model.load_state_dict(hf_state_dict(ck, ev), strict=False)
         missing = [k for k in missing if k not in ("lm_head.decoder.bias",)]
         if missing or unexpected:
@@ -103,7 +126,10 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
                                "token_ids_checked": bool(cfg.parity_lines), "logits_checked": bool(cfg.parity),
                                "text": "parity_text" if ptext is not None else "builtin_sentences",
                                "tokenizer_model": ev.model_type}
-        tp = parity.check_token_ids(tok, ev, lines[: cfg.parity_lines]) if cfg.parity_lines else None
+        if ev.imported is not None and cfg.parity_lines:
+            tp, par["token_ids_against"] = imported.check_token_ids(tok, ev, ck, ptext, lines[: cfg.parity_lines])
+        else:
+            tp = parity.check_token_ids(tok, ev, lines[: cfg.parity_lines]) if cfg.parity_lines else None
         if tp is not None:
             par.update(token_id_lines=tp.lines, token_id_mismatches=tp.mismatches, tokens=tp.tokens,
                        fairseq_unk_tokens=tp.fairseq_unk_tokens)
@@ -115,7 +141,7 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
             # the artifact as users load it (fp32 export) or the fp32 weights behind an fp16 export
             ref = tf.AutoModelForMaskedLM.from_pretrained(str(st.tmp), dtype=torch.float32).eval() \
                 if cfg.dtype == "fp32" else model
-            diff, n = parity.max_logit_diff(fs_model, ref, tok, ev, sents, ck.max_positions)
+            diff, n = logit_diff(fs_model, ref, tok, ev, sents, ck.max_positions)
             par.update(max_abs_logit_diff=diff, logit_sentences=n, atol=cfg.atol)
             if not diff <= cfg.atol:
                 raise ParityError(f"max |HF - fairseq| logit difference {diff:.3g} > atol {cfg.atol:g} over {n} "
@@ -123,15 +149,14 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
                                                               "do not use the export")
             if cfg.dtype == "fp16":
                 half = tf.AutoModelForMaskedLM.from_pretrained(str(st.tmp), dtype=torch.float32).eval()
-                par["fp16_max_abs_logit_diff"], _ = parity.max_logit_diff(fs_model, half, tok, ev, sents,
-                                                                          ck.max_positions)
+                par["fp16_max_abs_logit_diff"], _ = logit_diff(fs_model, half, tok, ev, sents, ck.max_positions)
         else:
             log.warning("convert: parity NOT checked (--no-parity): the export of %s is unverified", ckpt)
             par.update(max_abs_logit_diff=None, logit_sentences=0)
         n_params = sum(p.numel() for p in model.parameters())
         st.stats.update(parity=par, vocab_size=len(ev.hf_vocab), layers=ck.n_layers, hidden=ck.hidden,
                         heads=ck.heads, max_positions=ck.max_positions, updates=ck.num_updates, params=n_params,
-                        dtype=cfg.dtype, mask_id=ev.mask_id)
+                        dtype=cfg.dtype, mask_id=ev.mask_id, hf_class=type(model).__name__, prenorm=ck.prenorm)
         (st.tmp / "README.md").write_text(card.model_card(cfg, ck, ev, st.stats), encoding="utf-8")
     log.info("convert: wrote %s (max |logit diff| %s)", out, par.get("max_abs_logit_diff"))
     return st.manifest

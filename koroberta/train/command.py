@@ -60,6 +60,33 @@ def resolve_precision(cfg: TrainConfig, cuda: bool) -> str:
     return cfg.precision
 
 
+def extra_arg_value(extra_args: Sequence[str], flag: str) -> str | None:
+    """The value ``extra_args`` gives ``flag`` (``--flag V`` or ``--flag=V``; the last one wins, as in argparse)."""
+    value = None
+    for i, a in enumerate(extra_args):
+        if a == flag and i + 1 < len(extra_args):
+            value = extra_args[i + 1]
+        elif a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
+    return value
+
+
+def model_options(cfg: TrainConfig) -> dict[str, object]:
+    """The fairseq model options besides the sizes that decide which weights the model has and what it computes,
+    as fairseq-train will build them: the arch's defaults (fairseq's roberta ``base_architecture`` and
+    ``roberta_prenorm``), then what ``extra_args`` sets. A checkpoint that ``init_from`` loads must have the same
+    (:func:`koroberta.train.preflight.check_init_from`): fairseq loads the weights strictly by name, so a tied head
+    loaded into an untied one, or another activation, would train silently as a different model."""
+    flags = {a.split("=", 1)[0] for a in cfg.extra_args}
+    prenorm_arch = cfg.arch == "roberta_prenorm"
+    # fairseq's flag can only switch it on (TrainConfig allows false only where that is the arch default)
+    embedding_norm = not prenorm_arch if cfg.layernorm_embedding is None else cfg.layernorm_embedding
+    return {"encoder_normalize_before": prenorm_arch or "--encoder-normalize-before" in flags,
+            "layernorm_embedding": embedding_norm or "--layernorm-embedding" in flags,
+            "untie_weights_roberta": "--untie-weights-roberta" in flags,
+            "activation_fn": extra_arg_value(cfg.extra_args, "--activation-fn") or "gelu"}
+
+
 def fairseq_args(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, cuda: bool,
                  valid_subsets: Sequence[str] = ("valid",)) -> list[str]:
     """The fairseq-train arguments (without the program name).
@@ -77,6 +104,8 @@ def fairseq_args(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *
         v = getattr(cfg, name)
         if v is not None:
             a += ["--" + name.replace("_", "-"), str(v)]
+    if cfg.layernorm_embedding:  # false is the arch default where it is allowed (TrainConfig.validate): no flag
+        a += ["--layernorm-embedding"]
     a += ["--max-positions", str(cfg.max_positions),
           # masked_lm re-samples the mask every epoch (seed + epoch): RoBERTa's dynamic masking; no NSP loss exists
           "--tokens-per-sample", str(cfg.tokens_per_sample), "--sample-break-mode", cfg.sample_break_mode,
@@ -98,6 +127,11 @@ def fairseq_args(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *
           "--log-format", "json", "--log-interval", str(cfg.log_interval)]
     if cfg.tensorboard:
         a += ["--tensorboard-logdir", str(save_dir / "tensorboard")]
+    if cfg.init_from:
+        # fairseq loads it only while save_dir has no checkpoint_last.pt, resetting optimizer, lr scheduler, meters
+        # and data position; every later launch resumes from checkpoint_last.pt. (--restore-file with --reset-* would
+        # reload the init weights at every restart; TrainConfig refuses those flags next to init_from.)
+        a += ["--finetune-from-model", cfg.init_from]
     precision = resolve_precision(cfg, cuda)
     if precision == "fp16":
         # RoBERTa's fp16 recipe: dynamic loss scaling starting at 128
@@ -119,6 +153,19 @@ def fairseq_args(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *
             # legacy_ddp is fairseq's own bucketed all-reduce, which works with gloo
             a += ["--ddp-backend", "legacy_ddp"]
     return a + list(cfg.extra_args)
+
+
+def hf_export_problem(cfg: TrainConfig) -> str | None:
+    """Why ``koroberta convert`` will refuse the checkpoints this config trains, or None. A pre-LN model
+    (roberta_prenorm, or --encoder-normalize-before in extra_args) without an embedding LayerNorm has no exact Hugging
+    Face equivalent (koroberta.convert.checkpoint); said before training, not after days of it."""
+    prenorm = cfg.arch == "roberta_prenorm" or "--encoder-normalize-before" in cfg.extra_args
+    embedding_norm = (cfg.layernorm_embedding or "--layernorm-embedding" in cfg.extra_args
+                      or (cfg.layernorm_embedding is None and cfg.arch != "roberta_prenorm"))
+    if prenorm and not embedding_norm:
+        return ("pre-LayerNorm model without an embedding LayerNorm: `koroberta convert` cannot export it to Hugging "
+                "Face (RobertaPreLayerNorm always normalises the embeddings); set train.layernorm_embedding: true")
+    return None
 
 
 def launch_command(cfg: TrainConfig, args: list[str], *, python: str | None = None,

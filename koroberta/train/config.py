@@ -25,12 +25,17 @@ RECIPES: dict[str, int] = {
 
 #: fields that fix the parameter shapes: a checkpoint from a run that differs in one of them cannot be resumed
 SHAPE_FIELDS = ("arch", "encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads",
-                "max_positions")
+                "max_positions", "layernorm_embedding")
 
 #: options koroberta generates itself; passing them again via extra_args would make the printed command lie
 _MANAGED = {"--task", "--criterion", "--arch", "--save-dir", "--tokens-per-sample", "--max-positions",
             "--batch-size", "--max-sentences", "--update-freq", "--lr", "--max-update", "--total-num-update",
             "--warmup-updates", "--seed", "--fp16", "--amp", "--cpu", "--sample-break-mode"}
+#: fairseq-train options that load other weights at start: --finetune-from-model is what train.init_from passes (with
+#: its content hash in the run identity), and fairseq raises on it together with --restore-file or a --reset-* flag;
+#: --continue-once would load its file instead of init_from on the first launch
+_INIT_LOADERS = ("--restore-file", "--reset-optimizer", "--reset-lr-scheduler", "--reset-meters", "--reset-dataloader",
+                 "--continue-once")
 
 
 @dataclasses.dataclass
@@ -46,16 +51,22 @@ class TrainConfig(Config):
     IDENTITY = ("arch", "encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads",
                 "tokens_per_sample", "max_positions", "lr", "warmup_updates", "max_update", "end_learning_rate",
                 "adam_betas", "adam_eps", "weight_decay", "dropout", "attention_dropout", "clip_norm", "mask_prob",
-                "sample_break_mode", "precision", "cpu_threads", "seed", "num_workers", "extra_args")
+                "sample_break_mode", "precision", "cpu_threads", "seed", "num_workers", "extra_args",
+                "layernorm_embedding")
+    # null passes nothing to fairseq-train, as koroberta did before the field existed
+    LATER_IDENTITY = {"layernorm_embedding": None}
     RUNTIME = ("batch_size", "update_freq", "ngpus", "nnodes", "device", "launcher", "master_port", "log_interval",
                "save_interval_updates", "keep_interval_updates", "validate_interval_updates", "recipe",
-               "tensorboard", "min_free_disk_gb")
+               "tensorboard", "min_free_disk_gb", "init_from")
 
     arch: str = option("roberta_base", help="fairseq architecture")
     encoder_layers: Optional[int] = option(None, help="override the arch's layer count (None = arch default)")
     encoder_embed_dim: Optional[int] = option(None, help="override the hidden size (None = arch default)")
     encoder_ffn_embed_dim: Optional[int] = option(None, help="override the FFN size (None = arch default)")
     encoder_attention_heads: Optional[int] = option(None, help="override the head count (None = arch default)")
+    layernorm_embedding: Optional[bool] = option(
+        None, help="LayerNorm on the embeddings (None = arch default: on, off for roberta_prenorm). true passes "
+                   "--layernorm-embedding: a roberta_prenorm model needs it to be exported to Hugging Face")
     tokens_per_sample: int = option(512, help="tokens per sequence (block size)")
     max_positions: int = option(512, help="learned positions in the model; >= tokens_per_sample")
     batch_size: int = option(16, help="sequences per GPU (process) per forward/backward")
@@ -96,6 +107,12 @@ class TrainConfig(Config):
                                    help="named recipe whose effective batch preflight checks (None = no check)")
     tensorboard: bool = option(True, help="write tensorboard events to SAVE_DIR/tensorboard")
     min_free_disk_gb: float = option(1.0, help="free space to keep on the save_dir disk beyond the checkpoints")
+    # a path, so run-time: the run identity holds the file's sha256 instead (koroberta.train.preflight.run_identity),
+    # so moving the file keeps the run and replacing it makes another
+    init_from: Optional[str] = option(None, help="fairseq checkpoint to start from (`koroberta import-hf` OUT/"
+                                                 "checkpoint.pt, or a checkpoint_last.pt): its weights with a fresh "
+                                                 "optimizer, lr schedule and data position; a rerun resumes from "
+                                                 "SAVE_DIR/checkpoint_last.pt (None = random init)")
     extra_args: list[str] = option(default_factory=list,
                                    help="extra fairseq-train arguments, appended verbatim: a list (one argument per "
                                         "item) or one string split like a shell command line")
@@ -124,6 +141,14 @@ class TrainConfig(Config):
             r(self.encoder_embed_dim % self.encoder_attention_heads == 0,
               f"encoder_embed_dim={self.encoder_embed_dim} is not divisible by "
               f"encoder_attention_heads={self.encoder_attention_heads}")
+        # fairseq-train has only the store_true --layernorm-embedding, and every arch but roberta_prenorm defaults to
+        # it on: false cannot be expressed there, and passing nothing would train a model the config did not ask for
+        r(self.layernorm_embedding is not False or self.arch == "roberta_prenorm",
+          f"layernorm_embedding=false with arch {self.arch}: fairseq-train cannot turn the embedding LayerNorm off "
+          f"(only roberta_prenorm trains without it); use null (the arch's default) or true", ["layernorm_embedding"])
+        r(self.layernorm_embedding is not False or "--layernorm-embedding" not in self.extra_args,
+          "layernorm_embedding=false but extra_args has --layernorm-embedding; drop one of them",
+          ["layernorm_embedding", "extra_args"])
         r(self.batch_size >= 1, "batch_size must be >= 1")
         r(self.update_freq >= 1, "update_freq must be >= 1")
         r(self.lr > 0, f"lr={self.lr} must be > 0")
@@ -153,8 +178,19 @@ class TrainConfig(Config):
         r(self.num_workers >= 0, "num_workers must be >= 0")
         r(self.cpu_threads >= 0, "cpu_threads must be >= 0 (0 = torch default)")
         r(self.min_free_disk_gb >= 0, "min_free_disk_gb must be >= 0")
+        r(self.init_from is None or self.init_from.strip() != "", "init_from is empty: give a checkpoint path, or "
+                                                                   "null to start from random weights")
         for a in self.extra_args:
             flag = a.split("=", 1)[0]
+            r(flag != "--finetune-from-model", f"extra_args {a}: set train.init_from instead (koroberta passes "
+                                               f"--finetune-from-model for it and checks the checkpoint)",
+              ["extra_args"])
+            r(not (self.init_from and flag in _INIT_LOADERS),
+              f"extra_args {a} with init_from: "
+              + ("it would load its checkpoint instead of init_from" if flag == "--continue-once" else
+                 f"fairseq refuses {flag} together with --finetune-from-model, which init_from passes")
+              + " (init_from starts from fresh optimizer, lr schedule and data position already)",
+              ["extra_args", "init_from"])
             # fields=: the message names other keys (train.max_update) that are not what is wrong here
             r(flag not in ("--bf16", "--tpu"), f"extra_args {a}: fairseq-train's --bf16 implies --tpu (it would "
                                                f"not run on GPU); use precision: fp16 or amp", ["extra_args"])
