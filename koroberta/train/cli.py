@@ -18,6 +18,11 @@ SAVE_DIR before them; the word right after ``--extra-args`` is fairseq's whateve
 
 With a pipeline YAML (one that has ``workdir:``), DATA_BIN and SAVE_DIR default to ``WORKDIR/data-bin`` and
 ``WORKDIR/checkpoints``, the paths ``koroberta run`` uses.
+
+``--init-from CHECKPOINT`` (``train.init_from``) continues masked-LM pretraining from existing weights: the
+``checkpoint.pt`` of ``koroberta import-hf`` or a ``checkpoint_last.pt``, loaded once with a fresh optimizer, lr
+schedule and data position; a relaunch resumes from SAVE_DIR/checkpoint_last.pt. Preflight checks that its
+vocabulary is the data-bin's and its model the configured one; ``--dry-run`` shows what it starts from.
 """
 
 from __future__ import annotations

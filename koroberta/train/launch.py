@@ -7,10 +7,11 @@ which is what the RoBERTa recipe exports (``checkpoint_best.pt`` tracks valid lo
 survive a crash so the rerun resumes. Completion is marked in place: ``manifest.json`` then ``_COMPLETE`` (its
 sha256), written only after ``checkpoint_last.pt`` holds ``num_updates >= max_update``.
 
-A run's identity is the train config's identity fields, the effective batch and the content of the data files
-(:func:`koroberta.train.preflight.run_identity`); it is recorded in ``train_config.json`` at launch. Nothing ever
-retrains silently: checkpoints of another identity stop the stage with a one-line error (``--restart`` /
-``--extend`` say what to do on purpose), and a finished run is never trained one update further.
+A run's identity is the train config's identity fields, the effective batch, the content of the data files and of
+the ``init_from`` checkpoint (:func:`koroberta.train.preflight.run_identity`); it is recorded in
+``train_config.json`` at launch. Nothing ever retrains silently: checkpoints of another identity stop the stage with
+a one-line error (``--restart`` / ``--extend`` say what to do on purpose), and a finished run is never trained one
+update further.
 """
 
 from __future__ import annotations
@@ -98,10 +99,13 @@ def write_completion(cfg: TrainConfig, data_bin: Path, save_dir: Path, stats: di
     """manifest.json, then ``_COMPLETE`` last (the StageOutput format, so read_manifest works on it).
     ``data_fp`` is the data-bin's content fingerprint taken by preflight, before training read it."""
     ckpt = save_dir / "checkpoint_last.pt"
+    identity = run_identity(cfg, data_fp)
+    inputs = {"data_bin": {"path": str(data_bin), "fingerprint": data_fp}}
+    if cfg.init_from:  # like data_bin: the path for people, the content (sha256) in the identity
+        inputs["init_from"] = {"path": str(cfg.init_from), "fingerprint": identity["init_from_sha256"]}
     # no bytes/sha256 for the checkpoint: fairseq pickles wall-clock meters into extra_state, so even the size varies
     # between identical runs (2,528,945 vs 2,529,073 bytes; weights equal). They go to timing.json.
-    manifest = stage_manifest(STAGE, cfg.to_dict(), run_identity(cfg, data_fp),
-                              {"data_bin": {"path": str(data_bin), "fingerprint": data_fp}},
+    manifest = stage_manifest(STAGE, cfg.to_dict(), identity, inputs,
                               {"checkpoint_last.pt": {"num_updates": stats.get("updates")}}, stats)
     write_json(save_dir / MANIFEST, manifest)
     write_json(save_dir / TIMING, {**timing, "checkpoint_last.pt": {"bytes": ckpt.stat().st_size,
@@ -407,6 +411,9 @@ def _train(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, dry_
              "vocab_size": pf.vocab_size, "device_name": pf.device_name, "world_size": cfg.world_size,
              "params": pf.params, "layers": pf.shape.layers, "dim": pf.shape.dim,
              "ffn": pf.shape.ffn, "heads": pf.shape.heads, **vocab_hashes}
+    if pf.init is not None:
+        state["init_from"] = {"path": str(pf.init.path), "sha256": pf.init.sha256,
+                              "num_updates": pf.init.num_updates}
     write_json(save_dir / TRAIN_STATE, state)
     t0 = time.perf_counter()
     if done is not None and done >= cfg.max_update:

@@ -8,6 +8,8 @@ first checkpoint, or a save_dir holding checkpoints of a different model.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import re
@@ -21,7 +23,7 @@ from koroberta.databin import (changed_since_manifest, check_mmap_dataset, data_
                                mmap_dtype, valid_subsets)
 from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
 from koroberta.layout import FAIRSEQ_SPECIALS, check_dict_matches, read_dict_symbols
-from koroberta.train.command import EffectiveBatch, effective_batch, resolve_precision
+from koroberta.train.command import EffectiveBatch, effective_batch, model_options, resolve_precision
 from koroberta.train.config import RECIPES, TrainConfig
 from koroberta.train.flops import ModelShape, shape_from_config
 
@@ -31,6 +33,16 @@ TRAIN_STATE = "train_config.json"  # what the checkpoints in save_dir were launc
 #: fairseq checkpoint bytes per parameter: fp32 weights + Adam exp_avg + exp_avg_sq (measured 12.27 B/param on the
 #: 206k-param test model, 2,528,881 bytes; fp16 runs store fp16 weights, so 12 is an upper bound there)
 CHECKPOINT_BYTES_PER_PARAM = 12
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    """``train.init_from`` as preflight checked it."""
+
+    path: Path
+    sha256: str              # the file's content: what the run identity holds (never the path)
+    num_updates: int | None  # the updates the checkpoint was trained for (0 for an import)
+    vocab_check: str         # how its vocabulary was matched to the data-bin's, for the plan
 
 
 @dataclass
@@ -52,6 +64,8 @@ class Preflight:
     data_fingerprint: str = ""  # content of dict.txt/*.bin/*.idx (koroberta.databin), recorded in state/manifest
     #: fairseq's --valid-subset: valid, then valid_<name> per source of a multi-source corpus (koroberta.databin)
     valid_subsets: list[str] = field(default_factory=lambda: ["valid"])
+    init: InitFrom | None = None  # train.init_from, checked
+    resuming: bool = False  # save_dir holds checkpoints of this run: fairseq continues them
 
     @property
     def params(self) -> int:
@@ -68,6 +82,14 @@ class Preflight:
         if len(self.valid_subsets) > 1:
             lines.append(f"validation: valid (every source; the best checkpoint follows it), then a loss per source "
                          f"on {', '.join(self.valid_subsets[1:])}")
+        if self.init is not None:
+            i = self.init
+            trained = f"{i.num_updates} updates, " if i.num_updates else ""
+            where = f"{i.path} (sha256 {i.sha256[:12]}; {trained}{i.vocab_check})"
+            lines.append(f"init: this run started from {where}; it resumes from its own checkpoint_last.pt, the init "
+                         f"weights are not loaded again" if self.resuming else
+                         f"init: starts from the weights of {where}, with a fresh optimizer, lr schedule and data "
+                         f"position (update 0)")
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
 
 
@@ -125,15 +147,62 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None
     if stats.get("dict_sha256") and stats["dict_sha256"] != sha256_file(dict_path):
         raise InputError("dict.txt differs from the one the data was binarized with (dict_sha256 in manifest)",
                          path=dict_path, fix="rerun `koroberta preprocess`")
-    spm_model = spm_model or (data_bin / "spm.model" if (data_bin / "spm.model").is_file() else None)
-    if spm_model is not None:
-        if stats.get("spm_sha256") and stats["spm_sha256"] != sha256_file(spm_model):
-            raise InputError(f"spm model {spm_model} is not the one the data-bin was encoded with (spm_sha256)",
-                             path=data_bin, fix="pass the spm.model of the same `koroberta spm train` run")
-        check_dict_matches(dict_path, spm_model)
-    n_symbols = len(read_dict_symbols(dict_path))
-    vocab = len(FAIRSEQ_SPECIALS) + n_symbols + 1  # masked_lm appends <mask>
-    check_max_ids(data_bin, list(sizes), stats.get("max_id") or {}, vocab)
+    if stats.get("vocab_kind") == "hf":
+        # encoded with an imported HF tokenizer (`koroberta import-hf`): no spm.model to hold dict.txt against. The
+        # import recorded dict.txt and tokenizer.json as a pair; preprocess copied the tokenizer here and recorded
+        # both sha256s, so the dict check above plus this one keep the pair together
+        from koroberta.hfvocab import TOKENIZER_DIR, TOKENIZER_JSON
+
+        if spm_model is not None:
+            raise InputError("an spm model was given, but this data-bin was encoded with an imported Hugging Face "
+                             "tokenizer (vocab_kind: hf in its manifest)", path=spm_model,
+                             fix="drop --spm-model: preflight checks the data-bin's own tokenizer/ instead")
+        tj = data_bin / TOKENIZER_DIR / TOKENIZER_JSON
+        if not tj.is_file() or sha256_file(tj) != stats.get("tokenizer_sha256"):
+            raise InputError("missing" if not tj.is_file() else "not the tokenizer the data-bin was encoded with "
+                             "(tokenizer_sha256 in its manifest)", path=tj,
+                             fix="rebuild the data-bin: `koroberta preprocess run --force` with the imported vocab dir")
+    else:
+        spm_model = spm_model or (data_bin / "spm.model" if (data_bin / "spm.model").is_file() else None)
+        if spm_model is not None:
+            if stats.get("spm_sha256") and stats["spm_sha256"] != sha256_file(spm_model):
+                raise InputError(f"spm model {spm_model} is not the one the data-bin was encoded with (spm_sha256)",
+                                 path=data_bin, fix="pass the spm.model of the same `koroberta spm train` run")
+            check_dict_matches(dict_path, spm_model)
+    from koroberta.layout import MASK
+
+    symbols = read_dict_symbols(dict_path)
+    if MASK not in symbols:
+        vocab = len(FAIRSEQ_SPECIALS) + len(symbols) + 1  # masked_lm appends <mask>
+        check_max_ids(data_bin, list(sizes), stats.get("max_id") or {}, vocab)
+        return vocab, spm_model, stats, sizes["train"], subsets
+    # an imported vocabulary lists <mask> itself, anywhere (klue: id 4): masked_lm's add_symbol("<mask>") returns
+    # that row instead of appending one, so the rows are dict.txt's, and the mask id is not the largest one
+    import numpy as np
+
+    vocab = len(FAIRSEQ_SPECIALS) + len(symbols)
+    mask_id = len(FAIRSEQ_SPECIALS) + symbols.index(MASK)
+    recorded = stats.get("max_id") or {}
+    fix = ("the data-bin was built with another dict.txt, or the .bin is corrupt: rebuild it with "
+           "`koroberta preprocess run` against this vocabulary")
+    for split in sizes:
+        bin_path, dtype = data_bin / f"{split}.bin", mmap_dtype(data_bin / f"{split}.idx")
+        largest = recorded.get(split)
+        if largest is None:
+            largest = max_token_id(bin_path, dtype)
+        if largest >= vocab:
+            raise InputError(f"holds token id {largest}, past the end of the dictionary: dict.txt gives {vocab} ids "
+                             f"(4 specials + {vocab - 4} dict.txt rows, <mask> among them)", path=bin_path, fix=fix)
+        if stats.get("mask_id") == mask_id:
+            continue  # koroberta preprocess refuses to write the mask id, and the sha256 check above held
+        # a data-bin made elsewhere: fairseq's masked_lm asserts the mask id never occurs; one flat-memory read
+        n = bin_path.stat().st_size // np.dtype(dtype).itemsize
+        ids = np.memmap(bin_path, dtype=dtype, mode="r", shape=(n,)) if n else np.empty(0, dtype=dtype)
+        if any(bool((ids[i:i + (1 << 26)] == mask_id).any()) for i in range(0, n, 1 << 26)):
+            raise InputError(f"holds the <mask> id {mask_id} (dict.txt's <mask> row), which fairseq's masked_lm "
+                             "refuses in its data", path=bin_path,
+                             fix="rebuild it with `koroberta preprocess run`, which removes literal special tokens")
+        del ids
     return vocab, spm_model, stats, sizes["train"], subsets
 
 
@@ -172,8 +241,114 @@ def recorded_identity(save_dir: Path) -> dict[str, Any] | None:
 
 
 def run_identity(cfg: TrainConfig, data_fp: str) -> dict[str, Any]:
-    """What a training run is: the train identity fields, the effective batch, and the data's content."""
-    return {**cfg.identity(), "data": data_fp}
+    """What a training run is: the train identity fields, the effective batch, the data's content and, with
+    ``init_from``, the content of the checkpoint it starts from (a key only then: the identity of every run without
+    one stays what it was)."""
+    out = {**cfg.identity(), "data": data_fp}
+    if cfg.init_from:
+        out["init_from_sha256"] = init_sha256(init_path(cfg))
+    return out
+
+
+_FIX_INIT = ("set train.init_from to the checkpoint.pt written by `koroberta import-hf HF_DIR OUT`, or to a "
+             "runs/<name>/checkpoints/checkpoint_last.pt (null: start from random weights)")
+#: sha256 by (path, device, inode, size, mtime): a checkpoint can be GBs, and the identity is wanted several times
+#: per launch (the completion check, preflight, train_config.json, the manifest); a replaced file has another key
+_INIT_SHA: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def init_path(cfg: TrainConfig) -> Path:
+    """``cfg.init_from``, which must be a file."""
+    p = Path(str(cfg.init_from))
+    if not p.is_file():
+        raise InputError("train.init_from: " + ("a directory, not a checkpoint file" if p.is_dir()
+                                                else "checkpoint not found"), path=p, fix=_FIX_INIT)
+    return p
+
+
+def init_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _INIT_SHA:
+        _INIT_SHA[key] = sha256_file(path)
+    return _INIT_SHA[key]
+
+
+def _model_fix(name: str, want: object, has: dict[str, object]) -> str:
+    """How to make the train config build ``want`` for ``name`` (a size, or one of
+    :func:`~koroberta.train.command.model_options`); ``has`` is everything the checkpoint holds."""
+    flag = "--" + name.replace("_", "-")
+    if name == "encoder_normalize_before":
+        if not want:
+            return f"use a post-LN train.arch (roberta_base) without {flag} in train.extra_args"
+        # roberta_prenorm drops the embedding LayerNorm unless asked for it
+        return "set train.arch: roberta_prenorm" + (" and train.layernorm_embedding: true"
+                                                    if has["layernorm_embedding"] else "")
+    if name == "layernorm_embedding" and not want:
+        return "set train.arch: roberta_prenorm with train.layernorm_embedding: null (no other arch drops it)"
+    if name in {f.name for f in dataclasses.fields(TrainConfig)}:
+        return f"set train.{name}: {json.dumps(want)}"
+    if name == "activation_fn":
+        return f"add `{flag} {want}` to train.extra_args"
+    return f"add {flag} to train.extra_args" if want else f"remove {flag} from train.extra_args"
+
+
+def check_init_from(cfg: TrainConfig, data_bin: Path, save_dir: Path, vocab: int, shape: ModelShape,
+                    warnings: list[str]) -> InitFrom:
+    """``train.init_from`` is a fairseq RoBERTa checkpoint that fairseq can load into the model this config builds,
+    and was trained with the data-bin's vocabulary. Otherwise fairseq fails at start with a size-mismatch traceback
+    (layers, dims, embedding rows), or -- same shapes, other vocabulary or another activation -- trains silently on
+    token ids that mean other words to the loaded weights."""
+    from koroberta.convert.checkpoint import SE, load_checkpoint
+    from koroberta.hfvocab import RECORD
+
+    p = init_path(cfg)
+    if save_dir.is_dir() and p.resolve().parent == save_dir.resolve():
+        # fairseq rewrites checkpoint*.pt there (changing the identity under the run) and --restart moves them aside
+        raise ConfigError("train.init_from lies in the save dir, whose checkpoints this run writes", path=p,
+                          fix="copy the checkpoint out of the save dir and point train.init_from at the copy, or "
+                              "choose another save dir")
+    ck = load_checkpoint(p)  # one-line InputError for anything that is not a fairseq RoBERTa masked LM
+    dict_path = data_bin / "dict.txt"
+    rec_path, state_path = p.parent / RECORD, p.parent / TRAIN_STATE
+    src = rec_path if rec_path.is_file() else state_path if state_path.is_file() else None
+    recorded = read_json(src).get("dict_sha256") if src is not None else None
+    vocab_dir = p.parent if src == rec_path else "VOCAB_DIR"
+    fix = (f"preprocess the corpus with the vocab dir of that checkpoint: `koroberta preprocess SPLIT_DIR {vocab_dir} "
+           f"DATA_BIN`" + (" (the spm dir of the run that trained it)" if src == state_path else "")
+           + ", and train on that data-bin")
+    if recorded is not None and recorded != sha256_file(dict_path):
+        raise InputError(f"train.init_from {p} was trained with another vocabulary: {src} records dict.txt sha256 "
+                         f"{recorded[:12]}..., this data-bin's is {sha256_file(dict_path)[:12]}...", path=dict_path,
+                         fix=fix)
+    if ck.vocab_rows != vocab:
+        raise InputError(f"train.init_from {p} has {ck.vocab_rows} embedding rows, the data-bin's dict.txt gives "
+                         f"{vocab}: another vocabulary", path=dict_path, fix=fix)
+    if recorded is None:
+        warnings.append(f"init_from {p}: its vocabulary could not be verified (no {RECORD} or {TRAIN_STATE} with "
+                        f"dict_sha256 next to it); only its {ck.vocab_rows} embedding rows match the data-bin's "
+                        f"dict.txt")
+    # what fairseq builds from this config vs what the checkpoint holds: fairseq's strict load fails on a size, and
+    # accepts another activation or head tying without a word
+    has = {"encoder_layers": ck.n_layers, "encoder_embed_dim": ck.hidden, "encoder_ffn_embed_dim": ck.ffn,
+           "encoder_attention_heads": ck.heads, "max_positions": ck.max_positions,
+           "encoder_normalize_before": bool(ck.arg("encoder_normalize_before", False)
+                                            or SE + "layer_norm.weight" in ck.state),
+           "layernorm_embedding": any(SE + n + ".weight" in ck.state for n in ("layernorm_embedding",
+                                                                               "emb_layer_norm")),
+           "untie_weights_roberta": bool(ck.arg("untie_weights_roberta", False)),
+           "activation_fn": str(ck.arg("activation_fn", "gelu"))}
+    builds = {"encoder_layers": shape.layers, "encoder_embed_dim": shape.dim, "encoder_ffn_embed_dim": shape.ffn,
+              "encoder_attention_heads": shape.heads, "max_positions": cfg.max_positions, **model_options(cfg)}
+    wrong = [k for k in has if has[k] != builds[k]]
+    if wrong:
+        fixes = list(dict.fromkeys(_model_fix(k, has[k], has) for k in wrong))  # prenorm may name the same twice
+        raise ConfigError("train.init_from's model differs from the one the train config builds: "
+                          + "; ".join(f"{k} {has[k]} in the checkpoint, {builds[k]} in the config" for k in wrong),
+                          path=p, fix="; ".join(fixes) + " (or pass a checkpoint of the configured model)")
+    what = "vocab.json of its import" if src == rec_path else f"{TRAIN_STATE} of its run" if src else "row count"
+    return InitFrom(path=p, sha256=init_sha256(p), num_updates=ck.num_updates,
+                    vocab_check=f"vocabulary matched by {what}")
 
 
 def check_save_dir(cfg: TrainConfig, save_dir: Path, data_fp: str) -> dict[str, tuple]:
@@ -210,8 +385,12 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
     """
     data_bin, save_dir = Path(data_bin), Path(save_dir)
     warnings: list[str] = []
+    from koroberta.train.command import hf_export_problem
+
+    if (problem := hf_export_problem(cfg)) is not None:  # pre-LN without an embedding LayerNorm: no HF export
+        warnings.append(problem)
     vocab, spm_used, stats, sizes, subsets = check_data_bin(data_bin, Path(spm_model) if spm_model else None)
-    if spm_used is None:
+    if spm_used is None and stats.get("vocab_kind") != "hf":  # an HF data-bin's tokenizer is checked instead
         warnings.append(f"no spm.model in {data_bin}: dict/spm agreement not checked (pass --spm-model)")
 
     # -- devices ------------------------------------------------------------------------------------------------------
@@ -274,6 +453,7 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
 
     # -- model, save_dir, disk ----------------------------------------------------------------------------------------
     shape = shape_from_config(cfg, vocab)
+    init = check_init_from(cfg, data_bin, save_dir, vocab, shape, warnings) if cfg.init_from else None
     data_fp = data_fp or data_fingerprint(data_bin)  # once per run: without a manifest it hashes every file
     conflicts = check_save_dir(cfg, save_dir, data_fp)
     ckpt_bytes = shape.params_total * CHECKPOINT_BYTES_PER_PARAM + (1 << 20)
@@ -293,4 +473,5 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
     return Preflight(cuda=cuda, precision=precision, device_name=name if cuda else "cpu", vocab_size=vocab,
                      shape=shape, batch=batch, train_tokens=train_tokens, train_sentences=int(len(sizes)),
                      checkpoint_bytes=ckpt_bytes, spm_model=spm_used, warnings=warnings,
-                     conflicts=conflicts, data_fingerprint=data_fp, valid_subsets=subsets)
+                     conflicts=conflicts, data_fingerprint=data_fp, valid_subsets=subsets, init=init,
+                     resuming=not conflicts and (save_dir / "checkpoint_last.pt").is_file())

@@ -73,12 +73,13 @@ def test_extra_args_item_with_a_space_is_named(tmp_path, capsys):
 def test_fairseq_failing_at_start_names_the_cause_not_resume(tiny_databin, tmp_path, capsys):
     """A real launch: fairseq accepts the flag, then raises before its first update. A rerun would fail the same
     way and there is no checkpoint, so the message names the cause (the error line of the log)."""
-    cfg = config(tmp_path, extra_args=["--finetune-from-model", str(tmp_path / "missing.pt")])
+    # (--finetune-from-model was the example before train.init_from: the config refuses it now)
+    cfg = config(tmp_path, extra_args=["--cpu-offload"])
     save = tmp_path / "ckpt"
     assert main(["train", cfg, str(tiny_databin), str(save)]) == 2
     line = error_line(capsys.readouterr().err, f"error: {save / 'train.log'}:",
-                    f"ValueError: --finetune-from-model {tmp_path / 'missing.pt'} does not exist",
-                    "at start, before its first update", "fail the same way", "check extra_args --finetune-from",
+                    "ValueError: --cpu-offload requires --ddp-backend=fully_sharded",
+                    "at start, before its first update", "fail the same way", "check extra_args --cpu-offload",
                     "no checkpoint was saved", absent=("resume from checkpoint_last",))
     assert "resumes" not in line
     assert not (save / "_COMPLETE").exists() and not (save / "checkpoint_last.pt").exists()
