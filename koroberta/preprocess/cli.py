@@ -1,5 +1,6 @@
 """``koroberta preprocess run SPLIT_DIR VOCAB_DIR OUT``, ``preprocess encode SPM_MODEL INPUT OUTPUT``,
-``preprocess binarize ENCODED_DIR VOCAB_DIR OUT``.
+``preprocess binarize ENCODED_DIR VOCAB_DIR OUT``. VOCAB_DIR (and encode's SPM_MODEL) may be an imported HF vocab dir
+(``koroberta import-hf``).
 
 encode's SPM_MODEL was an option once: ``--spm-model MODEL INPUT OUTPUT`` still works (hidden from --help,
 :func:`koroberta.cli.path_arguments`).
@@ -73,12 +74,14 @@ def _common(p: argparse.ArgumentParser, *, progress: bool = True) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     from koroberta.cli import path_arguments
 
-    p = sub.add_parser("preprocess", help="encode with spm and binarize into a fairseq data-bin",
-                       description="Split text -> spm -> fairseq mmap data-bin.")
+    p = sub.add_parser("preprocess", help="encode with spm (or an imported HF tokenizer) and binarize into a fairseq "
+                                          "data-bin",
+                       description="Split text -> spm or an imported HF tokenizer -> fairseq mmap data-bin.")
     ps = p.add_subparsers(dest="preprocess_command", metavar="ACTION", required=True)
     r = ps.add_parser("run", help="split dir + vocab dir -> complete data-bin (what `koroberta run` calls)")
     r.add_argument("split_dir", metavar="SPLIT_DIR", help="directory with train.txt, valid.txt, test.txt")
-    r.add_argument("vocab_dir", metavar="VOCAB_DIR", help="output of `koroberta spm train` (spm.model, dict.txt)")
+    r.add_argument("vocab_dir", metavar="VOCAB_DIR", help="output of `koroberta spm train` (spm.model, dict.txt) or "
+                                                          "of `koroberta import-hf` (tokenizer/, dict.txt)")
     r.add_argument("out", metavar="OUT", help="data-bin output directory")
     r.add_argument("--config", metavar="FILE.yaml", help="YAML file; its `preprocess:` section is the base config")
     r.add_argument("--force", action="store_true", help="redo it even if OUT is complete for this config and inputs")
@@ -86,8 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(r)
     PreprocessConfig.add_arguments(r)
     r.set_defaults(func=_cmd_run)
-    e = ps.add_parser("encode", help="text -> spm piece text (blank lines kept, order preserved)")
-    path_arguments(e, _cmd_encode, ("spm_model", "the spm.model to encode with", "--spm-model"),
+    e = ps.add_parser("encode", help="text -> piece text (blank lines kept, order preserved)")
+    path_arguments(e, _cmd_encode, ("spm_model", "the spm.model to encode with, or an imported vocab dir "
+                                                 "(`koroberta import-hf`)", "--spm-model"),
                    ("input", "text file: one sentence per line, blank line between documents"),
                    ("output", "piece-text file to write (atomically)"))
     e.add_argument("--config", metavar="FILE.yaml", help="YAML file; its `preprocess:` section is the base config")
@@ -96,7 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = ps.add_parser("binarize", help="{train,valid,test}.spm piece text -> data-bin with fairseq-preprocess")
     b.add_argument("encoded_dir", metavar="ENCODED_DIR", help="directory with train.spm (valid.spm, test.spm optional)")
     b.add_argument("vocab_dir", metavar="VOCAB_DIR",
-                   help="output of `koroberta spm train`; its dict.txt must belong to its spm.model")
+                   help="output of `koroberta spm train` (its dict.txt must belong to its spm.model) or of "
+                        "`koroberta import-hf`")
     b.add_argument("out", metavar="OUT", help="data-bin output directory")
     b.add_argument("--force", action="store_true", help="redo it even if OUT is complete for these inputs")
     b.add_argument("--overwrite", action="store_true", help="replace an OUT holding files koroberta did not write")

@@ -18,10 +18,11 @@ class PreprocessConfig(Config):
     IDENTITY = ("bad_lines", "keep_encoded")
     RUNTIME = ("method", "chunk_lines", "max_line_tokens")
 
-    method: str = option("fused", help="fused: spm ids written straight to fairseq's mmap .bin/.idx (byte-identical "
-                                       "to fairseq-preprocess, ~10x faster); fairseq: piece text + fairseq-preprocess",
+    method: str = option("fused", help="fused: token ids (spm, or an imported HF tokenizer) written straight to "
+                                       "fairseq's mmap .bin/.idx (byte-identical to fairseq-preprocess, ~10x "
+                                       "faster); fairseq: piece text + fairseq-preprocess",
                          choices=("fused", "fairseq"))
-    chunk_lines: int = option(20000, help="lines per sentencepiece batch call (bounds memory)")
+    chunk_lines: int = option(20000, help="lines per tokenizer batch call (bounds memory)")
     max_line_tokens: int = option(1024, help="warn about (and count) lines with more pieces than this")
     bad_lines: str = option("repair", help="control characters / odd whitespace / non-UTF-8 bytes / literal fairseq "
                                            "special tokens: repair (counted in the manifest) or error",
