@@ -41,6 +41,7 @@ from koroberta.corpus.build import check_source
 from koroberta.corpus.config import CorpusConfig
 from koroberta.errors import ConfigError, DependencyError, InputError
 from koroberta.finetune.config import FinetuneConfig
+from koroberta.importhf.config import ImportHFConfig
 from koroberta.preprocess.config import PreprocessConfig
 from koroberta.spm.config import SpmConfig
 from koroberta.stage import RunOptions
@@ -48,7 +49,8 @@ from koroberta.train.config import TrainConfig, TrainOptions
 
 log = logging.getLogger("koroberta.run")
 
-STAGES = ("corpus", "spm", "preprocess", "train", "convert", "finetune")
+STAGES = ("corpus", "spm", "importhf", "preprocess", "train", "convert", "finetune")  # spm or importhf runs
+IMPORT_DIR = "import-hf"  # workdir/import-hf: the importhf stage's output (checkpoint.pt, dict.txt, tokenizer/)
 
 
 @dataclasses.dataclass
@@ -58,11 +60,11 @@ class PipelineConfig(Config):
     SECTION = "run"
     # the stage sections carry their own identity; the top-level keys only name paths (whose *contents* are
     # fingerprinted as stage inputs) and run-time knobs (workers: outputs are byte-identical for any count)
-    IDENTITY = ("corpus", "spm", "preprocess", "train", "convert", "finetune")
+    IDENTITY = ("corpus", "spm", "importhf", "preprocess", "train", "convert", "finetune")
     # `sources:` likewise: its paths are inputs, and its identity parts (name, weight, profile, documents) are copied
     # into corpus.sources by validate(), where the corpus stage's identity holds them
     RUNTIME = ("name", "workdir", "source", "sources", "decontaminate", "workers", "nsmc_train", "nsmc_test",
-               "fill_mask")
+               "fill_mask", "init_from_hf")
 
     name: str = option("koroberta", help="run name (model card, summary)")
     workdir: str = option("runs/koroberta", help="all stage outputs go under this directory")
@@ -82,8 +84,13 @@ class PipelineConfig(Config):
     nsmc_test: Optional[str] = option(None, help="optional held-out NSMC-format TSV to report test accuracy on")
     fill_mask: list[str] = option(default_factory=list, cli=False,
                                   help="Korean sentences with <mask> to run through pipeline('fill-mask')")
+    init_from_hf: Optional[str] = option(
+        None, help="continue pretraining a local Hugging Face RoBERTa masked LM (e.g. a klue/roberta-base directory): "
+                   "the importhf stage replaces spm, its tokenizer encodes the corpus, training starts from its "
+                   "weights (train.init_from) with the sizes of its config.json, and the export ships its tokenizer")
     corpus: CorpusConfig = option(default_factory=CorpusConfig, cli=False)
     spm: SpmConfig = option(default_factory=SpmConfig, cli=False)
+    importhf: ImportHFConfig = option(default_factory=ImportHFConfig, cli=False)
     preprocess: PreprocessConfig = option(default_factory=PreprocessConfig, cli=False)
     train: TrainConfig = option(default_factory=TrainConfig, cli=False)
     convert: ConvertConfig = option(default_factory=ConvertConfig, cli=False)
@@ -104,6 +111,29 @@ class PipelineConfig(Config):
                                                   "move the sources there", fields=("corpus",))
             self.require(not self.decontaminate, "`decontaminate:` needs the top-level `sources:` (list the single "
                                                  "source there)", fields=("decontaminate",))
+        if self.init_from_hf:
+            self._continue_from_hf()
+
+    def _continue_from_hf(self) -> None:
+        """``init_from_hf``: training starts from the import's checkpoint, with the HF model's sizes (read from its
+        config.json: a size the YAML gives otherwise is an error, not silently replaced), and the corpus drops the
+        HF tokenizer's special strings (``[MASK]`` in text would become the mask id). A directory that is not
+        there yet is left to the run, which refuses it in one line before any work."""
+        self.require(self.train.init_from is None, "train.init_from is set by init_from_hf (the import's "
+                                                   "checkpoint); give one of them", fields=("train", "init_from_hf"))
+        self.train.init_from = str(Path(self.workdir) / IMPORT_DIR / "checkpoint.pt")
+        hf = Path(self.init_from_hf)
+        if (hf / "config.json").is_file():
+            defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+            for key, value in hf_train_shape(hf).items():
+                have = getattr(self.train, key)
+                self.require(have in (None, defaults[key], value),
+                             f"train.{key}={have} but the model in {hf} has {value}; leave it out (init_from_hf "
+                             "takes the model's sizes)", fields=("train",))
+                setattr(self.train, key, value)
+            self.train.validate()  # the model's sizes against the rest (tokens_per_sample <= max_positions ...)
+        if not self.corpus.special_literals:
+            self.corpus.special_literals = hf_special_literals(hf)
 
     def _pii_symbols(self) -> None:
         """``spm.user_symbols: null`` with a source whose profile replaces PII: the placeholders become spm
@@ -147,6 +177,35 @@ class PipelineConfig(Config):
 
         return {f.name: sha256_json(getattr(self, f.name).identity()) for f in dataclasses.fields(self)
                 if isinstance(getattr(self, f.name), Config)}
+
+
+def hf_train_shape(hf_dir: Path) -> dict[str, Any]:
+    """The train fields that fix the parameter shapes, as the HF model in ``hf_dir`` has them."""
+    c = read_json(hf_dir / "config.json")
+    if not isinstance(c, dict) or not isinstance(c.get("num_hidden_layers"), int):
+        return {}  # not a model config: the importhf stage says what is wrong with it, naming the file
+    pre = c.get("model_type") == "roberta-prelayernorm"
+    out = {"arch": "roberta_prenorm" if pre else "roberta_base", "encoder_layers": c["num_hidden_layers"],
+           "encoder_embed_dim": c.get("hidden_size"), "encoder_ffn_embed_dim": c.get("intermediate_size"),
+           "encoder_attention_heads": c.get("num_attention_heads"),
+           "max_positions": int(c.get("max_position_embeddings", 514)) - 2}
+    if pre:
+        out["layernorm_embedding"] = True  # HF's pre-LN model always normalises the embeddings
+    return out
+
+
+def hf_special_literals(hf_dir: Path) -> list[str]:
+    """The special strings of the HF tokenizer in ``hf_dir`` (tokenizer.json; empty when there is none yet: the
+    importhf stage refuses such a directory)."""
+    from koroberta.errors import KorobertaError
+    from koroberta.hfvocab import load_tokenizer, special_strings
+
+    if not (hf_dir / "tokenizer.json").is_file():
+        return []
+    try:
+        return special_strings(load_tokenizer(hf_dir / "tokenizer.json"))
+    except KorobertaError:
+        return []
 
 
 def resolve_run_sources(items: Any, min_chars: int) -> list[dict]:
@@ -195,17 +254,26 @@ def _corpus_inputs(c: PipelineConfig) -> dict[str, Optional[Path]]:
     return out
 
 
+def _vocab(c: PipelineConfig, wd: Path) -> Path:
+    """The vocab dir later stages read: the spm stage's, or the import's (fairseq id = HF id)."""
+    return wd / (IMPORT_DIR if c.init_from_hf else "spm")
+
+
 #: the pipeline: every step runs ``koroberta.<stage>.stage.run(cfg.<stage>, inputs, workdir/out)``
 STEPS: tuple[Step, ...] = (
     Step("corpus", "corpus", lambda c, wd: _corpus_inputs(c), requires=("kss", "pyarrow")),
     Step("spm", "spm", lambda c, wd: {"train_text": wd / "corpus" / "split" / "train.txt"},
-         requires=("sentencepiece",)),
-    Step("preprocess", "data-bin", lambda c, wd: {"split_dir": wd / "corpus" / "split", "vocab_dir": wd / "spm"},
+         enabled=lambda c: not c.init_from_hf, requires=("sentencepiece",)),
+    Step("importhf", IMPORT_DIR, lambda c, wd: {"hf_dir": _opt(c.init_from_hf)}, enabled=lambda c: bool(c.init_from_hf),
+         requires=("torch", "fairseq", "transformers", "tokenizers", "safetensors")),
+    Step("preprocess", "data-bin", lambda c, wd: {"split_dir": wd / "corpus" / "split", "vocab_dir": _vocab(c, wd)},
          requires=("sentencepiece", "numpy")),
-    Step("train", "checkpoints", lambda c, wd: {"data_bin": wd / "data-bin", "spm_model": wd / "spm" / "spm.model"},
+    Step("train", "checkpoints", lambda c, wd: {"data_bin": wd / "data-bin", "spm_model": None if c.init_from_hf
+                                                else wd / "spm" / "spm.model"},
          requires=("torch", "fairseq")),
     Step("convert", "hf", lambda c, wd: {"checkpoint": wd / "checkpoints" / "checkpoint_last.pt",
-                                        "vocab_dir": wd / "spm", "parity_text": wd / "corpus" / "split" / "valid.txt"},
+                                        "vocab_dir": _vocab(c, wd),
+                                        "parity_text": wd / "corpus" / "split" / "valid.txt"},
          requires=("torch", "fairseq", "transformers", "tokenizers", "safetensors")),
     Step("finetune", "finetune-nsmc", lambda c, wd: {"model_dir": wd / "hf", "train_tsv": _opt(c.nsmc_train),
                                                     "test_tsv": _opt(c.nsmc_test)},
@@ -247,6 +315,10 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
             raise InputError("source not found", path=source,
                              fix="point `source:` at a kowiki dump (`koroberta corpus download` fetches one) or a "
                                  "text file")
+    if cfg.init_from_hf and not Path(cfg.init_from_hf).is_dir():
+        raise InputError("init_from_hf: Hugging Face model directory not found", path=cfg.init_from_hf,
+                         fix="point init_from_hf at a local model directory (config.json, model.safetensors, "
+                             "tokenizer files): nothing is downloaded")
     wd = Path(cfg.workdir)
     wd.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"name": cfg.name, "workdir": str(wd), "stages": {}}

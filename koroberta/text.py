@@ -82,21 +82,23 @@ def special_literals() -> tuple[str, ...]:
     return (*FAIRSEQ_SPECIALS, MASK)
 
 
-@functools.lru_cache(maxsize=1)
-def _special_re() -> re.Pattern:
-    # no literal is a prefix of another, so the alternation's order does not change what matches; scanning a page
-    # without any costs ~1 ms per 2.6 M characters (measured on tests/fixtures/kowiki-docs.txt x 10)
-    return re.compile("|".join(re.escape(x) for x in special_literals()))
+@functools.lru_cache(maxsize=8)
+def _special_re(extra: tuple[str, ...] = ()) -> re.Pattern:
+    # longest first, so that of two literals where one is a prefix of the other the whole one matches; scanning a
+    # page without any costs ~1 ms per 2.6 M characters (measured on tests/fixtures/kowiki-docs.txt x 10)
+    lits = sorted(set(special_literals()) | set(extra), key=lambda x: (-len(x), x))
+    return re.compile("|".join(re.escape(x) for x in lits))
 
 
-def find_special_literal(s: str) -> str | None:
-    """The first literal special token in ``s`` (``"<mask>"``, ``"</s>"``, ...), or None."""
-    m = _special_re().search(s)
+def find_special_literal(s: str, extra: tuple[str, ...] = ()) -> str | None:
+    """The first literal special token in ``s`` (``"<mask>"``, ``"</s>"``, ... and ``extra``: an imported
+    tokenizer's ``[MASK]``, ``[CLS]`` ...), or None."""
+    m = _special_re(tuple(extra)).search(s)
     return m.group() if m else None
 
 
-def strip_special_literals(s: str) -> tuple[str, int]:
-    """``s`` with every literal special token removed, and how many were removed.
+def strip_special_literals(s: str, extra: tuple[str, ...] = ()) -> tuple[str, int]:
+    """``s`` with every literal special token (and every string of ``extra``) removed, and how many were removed.
 
     Removed, not respelled: like the HTML tags the wikitext cleaner drops (``<s>struck</s>`` keeps "struck"), they
     are markup or text about tokenizers, not prose, and once removed no tokenizer can read them differently (a
@@ -104,7 +106,7 @@ def strip_special_literals(s: str) -> tuple[str, int]:
     because removing one can join its neighbours into another (``"<<mask>s>"`` -> ``"<s>"``). Whitespace is not
     collapsed here (the caller does, once per changed line).
     """
-    rx = _special_re()
+    rx = _special_re(tuple(extra))
     total = 0
     while True:
         s, n = rx.subn("", s)

@@ -108,7 +108,7 @@ def test_show_annotates_every_field_and_names_the_stages_a_change_reruns(capsys)
     lr = show(capsys, "--set", "train.lr=3e-4")
     runtime = show(capsys, "--set", "train.log_interval=7", "--workers", "3")
     h0, h1, h2 = hashes(plain), hashes(lr), hashes(runtime)
-    assert set(h0) == {"corpus", "spm", "preprocess", "train", "convert", "finetune"}
+    assert set(h0) == {"corpus", "spm", "importhf", "preprocess", "train", "convert", "finetune"}
     assert [s for s in h0 if h0[s] != h1[s]] == ["train"] and h2 == h0
     assert "# the overrides change the identity of: train " in lr
     assert "# the overrides change no stage's identity" in runtime

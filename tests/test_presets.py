@@ -14,10 +14,11 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_every_config_is_a_tested_preset():
-    assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == ["base", "demo", "koroberta-8k", "owndata", "small"]
+    assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == ["base", "continue", "demo", "koroberta-8k", "owndata",
+                                                              "small"]
 
 
-@pytest.mark.parametrize("name", ["demo", "small", "base", "koroberta-8k", "owndata"])
+@pytest.mark.parametrize("name", ["demo", "small", "base", "koroberta-8k", "owndata", "continue"])
 def test_preset_loads(name):
     cfg = PipelineConfig.load(CONFIGS / f"{name}.yaml")
     assert cfg.train.tokens_per_sample <= cfg.train.max_positions
@@ -42,6 +43,30 @@ def test_owndata_preset_lists_its_sources_in_priority_order():
     cfg = PipelineConfig.load(CONFIGS / "owndata.yaml")
     assert [s["name"] for s in cfg.corpus.sources] == ["kowiki", "reviews"]
     assert [s["weight"] for s in cfg.corpus.sources] == [1.0, 2.0] and cfg.decontaminate
+
+
+def test_continue_preset_imports_and_takes_the_models_sizes(tmp_path):
+    """configs/continue.yaml: the importhf stage replaces spm, train starts from its checkpoint; the sizes come from
+    the model's config.json (here a RoBERTa-large-shaped one), and a size the YAML sets otherwise is refused."""
+    import json
+
+    from koroberta.errors import ConfigError
+    from koroberta.pipeline import STEPS
+
+    cfg = PipelineConfig.load(CONFIGS / "continue.yaml")
+    assert cfg.init_from_hf == "models/klue-roberta-base" and cfg.train.max_update == 12500
+    assert cfg.train.init_from == "runs/continue/import-hf/checkpoint.pt"
+    assert [s.stage for s in STEPS if s.enabled(cfg)][:3] == ["corpus", "importhf", "preprocess"]
+    hf = tmp_path / "m"
+    hf.mkdir()
+    (hf / "config.json").write_text(json.dumps({"model_type": "roberta", "num_hidden_layers": 24, "hidden_size": 1024,
+                                                "intermediate_size": 4096, "num_attention_heads": 16,
+                                                "max_position_embeddings": 514}))
+    t = PipelineConfig.load(CONFIGS / "continue.yaml", [f"init_from_hf={hf}"]).train
+    assert (t.arch, t.encoder_layers, t.encoder_embed_dim, t.encoder_ffn_embed_dim, t.encoder_attention_heads,
+            t.max_positions) == ("roberta_base", 24, 1024, 4096, 16, 512)
+    with pytest.raises(ConfigError, match="train.encoder_layers=12 but the model"):
+        PipelineConfig.load(CONFIGS / "continue.yaml", [f"init_from_hf={hf}", "train.encoder_layers=12"])
 
 
 def test_demo_is_cpu_sized():

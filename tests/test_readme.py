@@ -341,6 +341,13 @@ REGISTRY: dict[str, How] = {
         How(RUN, "test_config_show_command", "as written, in the checkout: prints only"),
     "koroberta run configs/demo.yaml --set finetune.epochs=1":
         How(RUN, "test_run_with_set_after_demo", "as written, in the demo copy after make demo: only finetune reruns"),
+    # -- continue from an existing model -----------------------------------------------------------------------------
+    "koroberta run configs/continue.yaml": How(RUN, "test_continue_from_an_existing_model",
+                                               "CPU-scaled, on a local tiny klue-layout model and NSMC-format reviews"),
+    "koroberta import-hf HF_DIR OUT [--parity-text VALID_TXT]": How(RUN, "test_continue_from_an_existing_model"),
+    "koroberta import-hf HF_DIR OUT": How(RUN, "test_continue_from_an_existing_model"),
+    "koroberta preprocess run SPLIT_DIR IMPORT_DIR OUT": How(RUN, "test_continue_from_an_existing_model"),
+    "koroberta convert CHECKPOINT IMPORT_DIR OUT": How(RUN, "test_continue_from_an_existing_model"),
     # -- cluster jobs (SLURM) ------------------------------------------------------------------------------------------
     "sbatch --nodes=4 scripts/pretrain.slurm configs/base.yaml runs/base/data-bin runs/base/checkpoints --update-freq 4":
         How(DRY, "gpu_dry_runs", "its batch script + --dry-run inside the 4-node x 8-GPU allocation it asks for",
@@ -814,6 +821,65 @@ def test_extend_and_restart(journey):
 
 
 # -- GPU-only: preflight with --dry-run ---------------------------------------------------------------------------------
+def test_continue_from_an_existing_model(tmp_path, kowiki_line_list):
+    """README "Continue from an existing model": `koroberta run configs/continue.yaml` (CPU-scaled, on a local tiny
+    WordPiece RoBERTa in the klue layout and NSMC-format reviews), then the stage commands on its outputs: import-hf
+    alone gives the same checkpoint, preprocess with the import's directory the same data-bin, convert the same
+    export."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import hf_models as H
+    from tokenizers import Tokenizer
+
+    sb = sandbox(tmp_path / "checkout")
+    hf = sb / "models" / "klue-roberta-base"  # the path configs/continue.yaml names
+    H.wordpiece_tokenizer(kowiki_line_list[:1200], tmp_path / "tok")
+    n = Tokenizer.from_file(str(tmp_path / "tok" / "tokenizer.json")).get_vocab_size()
+    H.save_model(H.random_model("roberta", n, pad_to=8), tmp_path / "tok", hf)
+    (sb / "data" / "reviews").mkdir(parents=True)
+    shutil.copyfile(FIXTURES / "nsmc-tiny.tsv", sb / "data" / "reviews" / "reviews.tsv")
+    (sb / "data" / "demo").mkdir(parents=True)
+    shutil.copyfile(REPO / "data" / "demo" / "nsmc-demo.tsv", sb / "data" / "demo" / "nsmc-demo.tsv")
+    cfg = yaml.safe_load((REPO / "configs" / "continue.yaml").read_text(encoding="utf-8"))
+    cfg["corpus"].update(valid_fraction=0.3, test_fraction=0.1)
+    # the model's sizes are the import's: only the schedule and the machine are scaled
+    cfg["train"] = {**cfg["train"], **{k: v for k, v in SCALED["train"].items() if not k.startswith("encoder_")
+                                       and k != "max_positions"}, "max_update": 20, "lr": 0.001,
+                    "tokens_per_sample": 32}  # fairseq's valid batches are multiples of 8 blocks: >= 8 of them
+    cfg["convert"].update(SCALED["convert"])
+    (sb / "configs" / "continue.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False),
+                                                  encoding="utf-8")
+    run = readme_command("koroberta run configs/continue.yaml")
+    r = sh(run, sb)
+    wd = sb / "runs" / "continue"
+    assert "=== stage importhf ===" in r.stderr and "=== stage spm ===" not in r.stderr, r.stderr[-2000:]
+    summary = json.loads((wd / "summary.json").read_text())
+    par = summary["stages"]["convert"]["parity"]
+    assert par["token_ids_against"].startswith("data-bin valid") and par["token_id_mismatches"] == 0
+    assert par["max_abs_logit_diff"] <= 1e-5 and par["token_id_lines"] > 10
+    assert (wd / "hf" / "tokenizer.json").read_bytes() == (hf / "tokenizer.json").read_bytes()
+    t = summary["stages"]["train"]
+    assert t["updates"] == 20 and t["final_train_loss"] < t["first_train_loss"]
+    from koroberta.pipeline import run_fill_mask  # the export as another project loads it: pipeline("fill-mask")
+
+    assert len(run_fill_mask(wd / "hf", ["대한민국의 수도는 [MASK]이다."])[0]["predictions"]) == 5
+    valid = wd / "corpus" / "split" / "valid.txt"
+
+    form = readme_command("koroberta import-hf HF_DIR OUT [--parity-text VALID_TXT]")
+    sh(instantiate(form, {"HF_DIR": str(hf), "OUT": "imp", "VALID_TXT": str(valid)}, keep=("--parity-text VALID_TXT",)),
+       sb)
+    readme_command("koroberta import-hf HF_DIR OUT")
+    assert (sb / "imp" / "checkpoint.pt").read_bytes() == (wd / "import-hf" / "checkpoint.pt").read_bytes()
+    assert (sb / "imp" / "dict.txt").read_bytes() == (wd / "import-hf" / "dict.txt").read_bytes()
+    form = readme_command("koroberta preprocess run SPLIT_DIR IMPORT_DIR OUT")
+    sh(instantiate(form, {"SPLIT_DIR": str(wd / "corpus" / "split"), "IMPORT_DIR": "imp", "OUT": "db"}), sb)
+    for f in ("train.bin", "train.idx", "valid.bin", "dict.txt"):
+        assert (sb / "db" / f).read_bytes() == (wd / "data-bin" / f).read_bytes(), f
+    form = readme_command("koroberta convert CHECKPOINT IMPORT_DIR OUT")
+    sh(instantiate(form, {"CHECKPOINT": str(wd / "checkpoints" / "checkpoint_last.pt"), "IMPORT_DIR": "imp",
+                          "OUT": "hf2"}), sb)
+    assert (sb / "hf2" / "model.safetensors").read_bytes() == (wd / "hf" / "model.safetensors").read_bytes()
+
+
 @pytest.fixture(scope="module")
 def gpu_dry_runs(tmp_path_factory, tiny_databin) -> dict:
     """The README's GPU commands on the real configs/base.yaml, in a sandbox whose runs/base/data-bin is the tiny

@@ -21,9 +21,14 @@ def test_stage_module_has_the_contract_signature(name):
     assert isinstance(mod.INPUTS, tuple) and mod.INPUTS
 
 
-def test_pipeline_wires_exactly_each_stages_inputs(tmp_path):
-    cfg = PipelineConfig(source="x.xml.bz2", nsmc_train="t.tsv")
+@pytest.mark.parametrize("hf", [None, "hf-model"])
+def test_pipeline_wires_exactly_each_stages_inputs(tmp_path, hf):
+    cfg = PipelineConfig(source="x.xml.bz2", nsmc_train="t.tsv", init_from_hf=hf)
+    enabled = [s.stage for s in STEPS if s.enabled(cfg)]
+    assert ("spm" in enabled) is (hf is None) and ("importhf" in enabled) is (hf is not None)
     for step in STEPS:
+        if not step.enabled(cfg):
+            continue
         mod = importlib.import_module(f"koroberta.{step.stage}.stage")
         inputs = step.inputs(cfg, tmp_path)
         check_inputs(step.stage, inputs, mod.INPUTS, getattr(mod, "OPTIONAL", ()))  # raises on a wiring mistake

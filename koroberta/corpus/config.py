@@ -30,12 +30,12 @@ class CorpusConfig(Config):
     # encoding decides which text the source's bytes are, so it is identity like the rest.
     IDENTITY = ("encoding", "dbname", "keep_disambiguation", "drop_sections", "normalization", "min_chars",
                 "min_line_chars", "dedup", "backend", "valid_fraction", "test_fraction", "split_salt", "report",
-                "sources", "near_dedup")
+                "sources", "near_dedup", "special_literals")
     RUNTIME = ()
     # corpora built before `encoding` existed were read as UTF-8; before `sources`/`near_dedup` a corpus had one
     # source and exact dedup only. identity() resolves near_dedup=null first (off for one source), so a single-source
     # run keeps its pinned identity hash (tests/test_identity.py).
-    LATER_IDENTITY = {"encoding": UTF8, "sources": [], "near_dedup": False}
+    LATER_IDENTITY = {"encoding": UTF8, "sources": [], "near_dedup": False, "special_literals": []}
 
     # extract
     encoding: str = option(UTF8, help="text encoding of a plain-text / WikiExtractor source: utf-8 (checked: CP949, "
@@ -52,6 +52,11 @@ class CorpusConfig(Config):
                                 choices=("NFC", "NFKC", "none"))
     min_chars: int = option(100, help="drop documents with fewer characters (after cleaning)")
     min_line_chars: int = option(2, help="drop lines (paragraphs) shorter than this")
+    special_literals: list[str] = option(
+        default_factory=list,
+        help="literal strings removed from the text besides <s> <pad> </s> <unk> <mask>: the special tokens of an "
+             "imported HF tokenizer ([CLS], [MASK] ...), which it would read as special ids (`koroberta run` fills it "
+             "from init_from_hf)")
     # clean: merge the extract shards
     dedup: bool = option(True, help="drop exact-duplicate documents (same cleaned text), keeping the first")
     # sentence split
@@ -78,6 +83,8 @@ class CorpusConfig(Config):
         self.encoding = codec_name(self.encoding, option="corpus.encoding")
         self.require(self.min_chars >= 0, "min_chars must be >= 0")
         self.require(self.min_line_chars >= 0, "min_line_chars must be >= 0")
+        self.require(all(isinstance(x, str) and x and not any(c.isspace() for c in x) for x in self.special_literals),
+                     "special_literals must be non-empty strings without whitespace")
         self.require(0.0 <= self.valid_fraction < 1.0, "valid_fraction must be in [0, 1)")
         self.require(0.0 <= self.test_fraction < 1.0, "test_fraction must be in [0, 1)")
         self.require(self.valid_fraction + self.test_fraction < 1.0, "valid_fraction + test_fraction must be < 1")
@@ -109,7 +116,7 @@ class CorpusConfig(Config):
 
 
 EXTRACT_FIELDS = ("encoding", "dbname", "keep_disambiguation", "drop_sections", "normalization", "min_line_chars",
-                  "min_chars")
+                  "min_chars", "special_literals")
 CLEAN_FIELDS = ("dedup", "near_dedup")
 SENTENCE_FIELDS = ("backend",)
 SPLIT_FIELDS = ("valid_fraction", "test_fraction", "split_salt", "report")

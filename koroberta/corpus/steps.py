@@ -121,7 +121,8 @@ def _clean_page(text: str, clean: bool, opt: dict[str, Any]) -> tuple[str, int, 
         lines = wikitext_to_lines(text, drop_sections=opt["drop_sections"], normalization=opt["normalization"],
                                   min_line_chars=opt["min_line_chars"])
     # every source kind passes here: the one place literal special tokens are removed (see wikitext.py)
-    body, literals = remove_special_literals("\n".join(lines), opt["min_line_chars"])
+    body, literals = remove_special_literals("\n".join(lines), opt["min_line_chars"],
+                                             tuple(opt.get("special_literals", ())))
     return (body, literals, "") if body else ("", 0, "empty_after_cleaning")
 
 
@@ -241,7 +242,7 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
         return final
     check_source_encoding(source, cfg.encoding)  # CP949/UTF-16/not UTF-8: refused before any directory exists
     opt = {k: getattr(cfg, k) for k in ("keep_disambiguation", "drop_sections", "normalization", "min_line_chars",
-                                        "min_chars")}
+                                        "min_chars", "special_literals")}
     if spec is not None:
         opt.update({"profile": spec["profile"], "source_name": source_name})
     rstats = ReadStats()

@@ -323,19 +323,20 @@ def keep_line(line: str, min_line_chars: int) -> bool:
 CLEANER_VERSION = 2
 
 
-def remove_special_literals(body: str, min_line_chars: int) -> tuple[str, int]:
+def remove_special_literals(body: str, min_line_chars: int, extra: tuple[str, ...] = ()) -> tuple[str, int]:
     """A cleaned document (lines joined by ``\\n``) without literal special tokens, and the number removed.
 
     Only lines holding one are touched: the literal is removed (``normalize.strip_special_literals``), the line's
     whitespace collapsed again, and the line dropped when what is left fails :func:`keep_line` (a line that was only
-    ``<mask>``). A document without a literal costs one C scan.
+    ``<mask>``). A document without a literal costs one C scan. ``extra``: more literals (``corpus.special_literals``:
+    an imported tokenizer's ``[MASK]``, ``[CLS]`` ...).
     """
-    if find_special_literal(body) is None:
+    if find_special_literal(body, extra) is None:
         return body, 0
     out: list[str] = []
     removed = 0
     for line in body.split("\n"):
-        new, n = strip_special_literals(line)
+        new, n = strip_special_literals(line, extra)
         if n:
             removed += n
             new = " ".join(new.split())

@@ -97,6 +97,28 @@ def test_plain_text_and_wikiextractor_sources_are_cleaned_too(kind, tmp_path):
     assert read_manifest(d)["stats"]["repaired"] == {"special_token_literals_removed": per_doc * len(docs)}
 
 
+def test_an_imported_tokenizers_specials_are_removed_when_listed(tmp_path):
+    """corpus.special_literals (filled by `koroberta run` from init_from_hf): an imported tokenizer reads a literal
+    [MASK] as its mask id, which fairseq's masked_lm asserts never occurs in its input. Unlisted, they stay text, and
+    the default config's extract identity is what it always was."""
+    from koroberta.artifacts import read_manifest
+    from koroberta.corpus.config import CorpusConfig
+    from koroberta.corpus.steps import extract
+
+    para = "이 문단은 [MASK] 와 [CLS] 표시를 담은 충분히 긴 문단이다. [SEP]" * 4
+    src = tmp_path / "corpus.txt"
+    src.write_text(f"{para}\n[PAD]\n", encoding="utf-8")
+    plain = extract(CorpusConfig(), src, tmp_path / "plain")
+    assert "[MASK]" in (plain / "docs.jsonl").read_text(encoding="utf-8")
+    assert "special_literals" not in read_manifest(plain)["config"]  # later-identity default: not in the key
+    lits = ["[CLS]", "[MASK]", "[PAD]", "[SEP]", "[UNK]"]
+    d = extract(CorpusConfig(special_literals=lits), src, tmp_path / "hf")
+    docs = [json.loads(l) for l in (d / "docs.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert docs and all(find_special_literal(r["text"], tuple(lits)) is None for r in docs)
+    assert all("[" not in r["text"] for r in docs) and all("문단이다." in r["text"] for r in docs)
+    assert read_manifest(d)["stats"]["repaired"] == {"special_token_literals_removed": 4 * 3 + 1}
+
+
 # -- dump -> corpus -> spm -> preprocess -> train -> convert ----------------------------------------------------------
 def _dump_with_literals(out: Path) -> Path:
     """The small pages of kowiki-tiny (articles, redirects, other namespaces: < MAX_PAGE_CHARS of XML each, to keep
