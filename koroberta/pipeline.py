@@ -440,6 +440,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     if s := st.get("spm"):
         lines.append(f"  spm        pieces {s.get('pieces', '?')}, fairseq/HF vocab {s.get('final_vocab_size', '?')} "
                      f"(fillers {s.get('fillers', '?')})")
+    if i := st.get("importhf"):
+        diff = (i.get("parity") or {}).get("max_abs_logit_diff")
+        lines.append(f"  importhf   {i.get('arch', '?')} from {i.get('tokenizer_class', '?')} "
+                     f"({i.get('tokenizer_tokens', '?')} tokens, {i.get('rows', '?')} rows, mask id "
+                     f"{i.get('mask_id', '?')}); " + (f"max |logit diff| fairseq vs HF {diff}" if diff is not None
+                                                      else "logits NOT checked (--no-parity)"))
     if p := st.get("preprocess"):
         lines.append(f"  preprocess tokens: {splits(p.get('tokens'))}; unk rate {p.get('unk_rate', '?')}")
         shares = [f"{n} {x['share']:.1%}" for n, x in (p.get("sources") or {}).items() if x.get("share") is not None]

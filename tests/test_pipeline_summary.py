@@ -21,6 +21,18 @@ def test_after_convert_names_the_export():
     assert "model      runs/x/hf" in text and "stopped" not in text
 
 
+def test_an_import_is_summarised_in_place_of_spm():
+    stages = {"corpus": STAGES["corpus"], "preprocess": STAGES["preprocess"],
+              "importhf": {"arch": "roberta_base", "tokenizer_class": "BertTokenizer", "tokenizer_tokens": 32000,
+                           "rows": 32000, "mask_id": 4, "parity": {"max_abs_logit_diff": 3e-06}}}
+    text = format_summary({"name": "x", "workdir": "runs/x", "stages": stages, "seconds": {}})
+    assert ("  importhf   roberta_base from BertTokenizer (32000 tokens, 32000 rows, mask id 4); max |logit diff| "
+            "fairseq vs HF 3e-06") in text and "  spm " not in text
+    stages["importhf"]["parity"] = {"checked": False}
+    assert "logits NOT checked" in format_summary({"name": "x", "workdir": "runs/x", "stages": stages,
+                                                   "seconds": {}})
+
+
 def test_broken_pipe_is_a_quiet_exit():
     """`koroberta ... | head`: the reader went away; exit 0 without a traceback (BrokenPipeError is an OSError, and
     the OSError handler used to catch it first and re-raise it)."""
