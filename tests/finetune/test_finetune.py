@@ -200,3 +200,31 @@ def test_cli_bad_inputs(case, hf_dir, tmp_path):
         else:
             _one_line_error(r, tsv, "file is empty", "NSMC TSV: header `id<TAB>document<TAB>label`")
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_finetuning_learns_a_separable_task(hf_dir, tmp_path):
+    """Fine-tuning must learn, not only produce a number in [0, 1]: reviews whose label is decided by one word
+    ("최고" vs "최악"), the rest of each review random kowiki words; 60 % of the rows are positive, so always
+    answering the majority class scores 0.60 on dev. The tiny export (2 layers, 30 pretraining updates) must beat
+    that by 25 points."""
+    import random
+
+    words = [w for line in (REPO / "tests" / "fixtures" / "kowiki-docs.txt").read_text(encoding="utf-8").split("\n")
+             [:200] for w in line.split()][:3000]
+    rng = random.Random(0)
+    rows = ["id\tdocument\tlabel"]
+    for i in range(400):
+        label = 1 if rng.random() < 0.6 else 0
+        filler = rng.sample(words, 6)
+        filler.insert(rng.randrange(7), "최고" if label else "최악")
+        rows.append(f"{i}\t{' '.join(filler)}\t{label}")
+    tsv = tmp_path / "separable.tsv"
+    tsv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    cfg = dataclasses.replace(CFG, max_train_rows=400, epochs=4, dev_fraction=0.25)
+    st = stage.run(cfg, {"model_dir": hf_dir, "train_tsv": tsv}, tmp_path / "out")["stats"]
+    acc = st["summary"]["dev"]["accuracy"]["mean"]
+    n_dev = st["examples"]["dev"]
+    assert n_dev >= 80, st["examples"]
+    positive = sum(r.endswith("\t1") for r in rows[1:]) / 400
+    # the dev rows are a sample of these; the bar allows their majority share to be up to 5 points above it
+    assert acc >= max(positive, 1 - positive) + 0.05 + 0.25, (positive, st["summary"])
