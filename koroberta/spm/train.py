@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from koroberta.artifacts import StageOutput, check_output_location, skip_if_complete
-from koroberta.config import available_cpus
 from koroberta.encoding import check_text_file
 from koroberta.errors import ConfigError, InputError, KorobertaError
 from koroberta.spm.config import SpmConfig
@@ -118,10 +117,17 @@ def run_trainer_job(job: dict) -> tuple:
     tb = None
     try:
         sentences: Iterable[str] = _sentences(job["train_text"], counts, repairs, failed)
-        if kwargs.get("input_sentence_size"):
-            sentences = sample_sentences(sentences, int(kwargs["input_sentence_size"]),
-                                         bool(kwargs.get("shuffle_input_sentence")), job["seed"])
-            kwargs.update(input_sentence_size=0, shuffle_input_sentence=False)  # spm trains on exactly these
+        n = int(kwargs.get("input_sentence_size") or 0)
+        if n:
+            shuffle = bool(kwargs.get("shuffle_input_sentence"))
+            sample = sample_sentences(sentences, n, shuffle, job["seed"])
+            sentences = sample
+            kwargs.update(input_sentence_size=0)  # spm trains on exactly these
+            # a sample that is every sentence (fewer than n; or the reservoir read no more than n) keeps the options
+            # input_sentence_size 0 gives, since spm stores them in the model: the same text gives the same bytes as
+            # 0, so a vocabulary trained before the default became a sample stays the same for later stages
+            if not (len(sample) < n or (shuffle and counts["sentences"] == len(sample))):
+                kwargs.update(shuffle_input_sentence=False)
         spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_writer=model, **kwargs)
     except Exception as e:  # sent to the parent, which raises it where the in-process call would have
         err, tb = e, traceback.format_exc()
@@ -201,7 +207,7 @@ def spm_trainer_kwargs(cfg: SpmConfig) -> dict[str, object]:
     kwargs: dict[str, object] = dict(
         model_type=cfg.model_type, vocab_size=cfg.vocab_size, character_coverage=cfg.character_coverage,
         normalization_rule_name=cfg.normalization_rule_name, input_sentence_size=cfg.input_sentence_size,
-        shuffle_input_sentence=cfg.shuffle, num_threads=cfg.threads or available_cpus(),
+        shuffle_input_sentence=cfg.shuffle, num_threads=cfg.resolved_threads(),
         max_sentence_length=cfg.max_sentence_length, max_sentencepiece_length=cfg.max_sentencepiece_length,
         hard_vocab_limit=cfg.hard_vocab_limit, split_digits=cfg.split_digits,
         # the XLM-R layout: no pad piece; user-defined symbols (PII placeholders) take ids 3.. like any piece
@@ -237,6 +243,77 @@ def quantize_scores(model: bytes) -> bytes:
     return proto.SerializeToString()
 
 
+#: spm's peak RSS (the trainer process) for 1M and 5M sampled sentences, in MiB, as measured for BENCHMARKS.md
+#: ("spm train ... RSS", bench/results/spm_preprocess.md: 32k unigram, kowiki sentences of ~140 bytes, 2 threads)
+SPM_RSS_MEASURED_MIB = {1_000_000: 2623, 5_000_000: 8702}
+(_LO, _LO_MIB), (_HI, _HI_MIB) = sorted(SPM_RSS_MEASURED_MIB.items())
+#: the fit through them: +1.5 KB per sampled sentence over a fixed ~1.1 GiB
+SPM_RSS_PER_SENTENCE_BYTES = (_HI_MIB - _LO_MIB) * 2 ** 20 / (_HI - _LO)
+SPM_RSS_BASE_BYTES = _LO_MIB * 2 ** 20 - _LO * SPM_RSS_PER_SENTENCE_BYTES
+#: share of the memory limit the trainer may be estimated to need: the rest is this process, the page cache and
+#: the fit's error (the benchmark text repeats 0.71M distinct sentences; real text may cost more)
+MEMORY_SHARE = 0.9
+
+
+def estimate_peak_bytes(sentences: int) -> int:
+    """spm's estimated peak memory training on ``sentences`` sentences: the fit in BENCHMARKS.md, and below 1M
+    sentences the line from 0 to the 1M measurement. Why: the fit's fixed ~1.1 GiB is where the line through two
+    big samples meets 0, not a cost a small sample has (measured: 300k sentences 795 MiB, the line from 0 says
+    787; the demo's 2k sentences 45 MiB), and a small job must not be refused for it."""
+    return int(min(SPM_RSS_BASE_BYTES + SPM_RSS_PER_SENTENCE_BYTES * sentences,
+                   _LO_MIB * 2 ** 20 * sentences / _LO))
+
+
+def max_sentences(memory: float) -> int:
+    """The most sentences :func:`estimate_peak_bytes` puts within ``memory`` bytes (its inverse)."""
+    return int(max((memory - SPM_RSS_BASE_BYTES) / SPM_RSS_PER_SENTENCE_BYTES, memory * _LO / (_LO_MIB * 2 ** 20)))
+
+
+def _round_down(n: int) -> int:
+    """``n`` rounded down to two significant digits: a value to type into a config, still within the estimate."""
+    step = 10 ** max(0, len(str(n)) - 2)
+    return n // step * step
+
+
+def count_sentences(path: Path) -> int:
+    """Non-blank lines of ``path``, read as bytes (a pass at disk speed, no decoding): what the trainer will read,
+    up to lines of Unicode-only whitespace, which it skips too."""
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def _gib(n: float) -> str:
+    if n >= 2 ** 30:
+        return f"{n / 2 ** 30:.1f} GiB"
+    return f"{n / 2 ** 20:.0f} MiB" if n >= 10 * 2 ** 20 else f"{n / 2 ** 20:.1f} MiB"
+
+
+def check_memory(cfg: SpmConfig, sentences: int, train_text: Path) -> int:
+    """Log what training will cost (the stage's first line: sentences sampled, threads, estimated peak memory) and
+    refuse with a :class:`ConfigError` before any work when the estimate exceeds :data:`MEMORY_SHARE` of the memory
+    this machine or job may use: the kernel would otherwise kill the trainer after minutes or hours. Returns the
+    estimate in bytes."""
+    from koroberta.corpus.steps import memory_limit  # RAM or the cgroup limit a container or SLURM job sets
+
+    n = cfg.input_sentence_size
+    used = min(n, sentences) if n else sentences
+    need = estimate_peak_bytes(used)
+    limit = memory_limit()
+    what = (f"a sample of {n:,} of {sentences:,} sentences" if n and n < sentences else
+            f"all {sentences:,} sentences" + (f" (input_sentence_size {n:,})" if n else " (input_sentence_size 0)"))
+    threads = cfg.resolved_threads()
+    log.info("spm: training on %s with %d thread%s (~%s peak by the fit in BENCHMARKS.md; memory limit %s)", what,
+             threads, "" if threads == 1 else "s", _gib(need), _gib(limit) if limit else "unknown")
+    if limit and need > MEMORY_SHARE * limit:
+        fits = _round_down(max_sentences(MEMORY_SHARE * limit))
+        fix = (f"set spm.input_sentence_size: {fits} (~{_gib(estimate_peak_bytes(fits))}) or train on a machine "
+               "with more memory" if fits > 0 else "train on a machine with more memory")
+        raise ConfigError(f"spm.input_sentence_size={n}: training on {used:,} sentences of {train_text} needs "
+                          f"~{_gib(need)} by the fit in BENCHMARKS.md, more than {MEMORY_SHARE:.0%} of the "
+                          f"{_gib(limit)} this machine or job may use", fix=fix)
+    return need
+
+
 def train_vocab(cfg: SpmConfig, train_text: str | Path, out_dir: str | Path, *, force: bool = False,
                 overwrite: bool = False) -> Path:
     """Train SentencePiece on ``train_text`` and write ``spm.model``, ``spm.vocab`` and ``dict.txt`` to ``out_dir``.
@@ -255,6 +332,10 @@ def train_vocab(cfg: SpmConfig, train_text: str | Path, out_dir: str | Path, *, 
     if skip_if_complete(out, STAGE, cfg, inputs, force=force, log=log):
         return out
     check_text_file(train_text)  # UTF-16, CP949 or not UTF-8: refused (with the iconv command) before any output
+    sentences = count_sentences(train_text)
+    if sentences == 0:  # said before a trainer process starts
+        raise InputError("train split has no non-blank lines", path=train_text, fix="check the corpus stage output")
+    check_memory(cfg, sentences, train_text)
     _warn_pii_without_symbols(cfg, train_text)
     with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
         counts = {"sentences": 0, "blank_lines": 0}
