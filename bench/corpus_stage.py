@@ -34,8 +34,9 @@ Parts after the timed runs, each its own invocation (one process at a time, so n
   returned when the step ends (after return, after ``gc.collect()``, after ``malloc_trim``)?
 * ``--gc-after-clean``: the whole run again with ``gc.collect()`` when the clean step returns (a patch inside the
   child only; the package is not changed): the memory the tree needs once the index is freed;
-* ``--split-alone``: the split step alone, with the report, without it, and with its histograms drawn from a numpy
-  array: what the split's memory grows with;
+* ``--split-alone``: the split step alone, with the report and without it: what the split's memory grows with
+  (the report's lengths are streamed since issue "Real size" item 7; ``bench/corpus_split_memory.py`` measures the
+  split before and after that change);
 * ``--tag NAME``: the timed run of another package snapshot (``PYTHONPATH``), e.g. one with a fix, stored apart.
 
 Results: ``WORK/SIZE.json`` per size (``--sizes`` runs some, the report is rendered from every one present),
@@ -157,16 +158,16 @@ def retained(size: str, work: Path) -> dict:
     return r
 
 
-SPLIT_VARIANTS = ("report", "no report", "report, numpy histogram")
+# "report, numpy histogram" (a bench-only patch of report.histogram given a numpy array instead of a list of Python
+# ints) was a third variant until the report streamed its lengths: it is what the report now does; older
+# WORK/SIZE.split.json files still hold its rows, rendered as they are
+SPLIT_VARIANTS = ("report", "no report")
 
 
 def split_child(run_yaml: str, corpus: str, variant: str, result: str) -> int:
     """The split step alone, in this fresh process, on a finished run's ``clean/`` and ``sentences/``: RSS after the
-    imports and peak (``ru_maxrss``). Variants: as shipped (``report``); ``report: false``; and the report with its
-    histograms given a numpy array instead of a list of Python ints (bench-only patch of ``report.histogram``)."""
-    import numpy as np
-
-    from koroberta.corpus import report, steps
+    imports and peak (``ru_maxrss``). Variants: as shipped (``report``) and ``report: false``."""
+    from koroberta.corpus import steps
     from koroberta.pipeline import PipelineConfig
 
     import matplotlib  # noqa: F401  (imported before the first reading, as the report's own import would be)
@@ -176,24 +177,6 @@ def split_child(run_yaml: str, corpus: str, variant: str, result: str) -> int:
     cfg = PipelineConfig.load(run_yaml).corpus
     if variant == "no report":
         cfg.report = False
-    elif variant == "report, numpy histogram":
-        import matplotlib.pyplot as plt
-
-        def hist(values, path, title, xlabel):
-            # report.histogram's figure, its values clipped at the same p99 but as one int64 array: matplotlib then
-            # bins an array instead of converting a list of Python ints
-            fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-            if len(values):
-                hi = max(1, report.percentile(values, 0.99))
-                ax.hist(np.minimum(np.asarray(values, dtype=np.int64), hi), bins=50, color="#4477aa")
-            ax.set_title(title)
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel("count")
-            fig.tight_layout()
-            fig.savefig(path, format="png", metadata={"Software": None})
-            plt.close(fig)
-
-        report.histogram = hist
     rss = int(re.search(r"VmRSS:\s+(\d+)", _read("/proc/self/status")).group(1))
     t0 = time.process_time()
     steps.split(cfg, Path(corpus), force=True)
@@ -726,8 +709,8 @@ def render(results: dict[str, dict], meta: dict, args: argparse.Namespace) -> st
         md += ["", "### The split step alone\n",
                "`--split-alone` (after the runs): `steps.split` alone in a fresh process on a hard-linked copy of the "
                "run's `clean/` and `sentences/`, its imports (pyarrow, matplotlib) done before the first reading: as "
-               "shipped; with `report: false`; and with the report's histograms given a numpy array instead of a "
-               "list of Python ints (bench-only patch of `report.histogram`).\n",
+               "shipped and with `report: false` (runs made before the report streamed its lengths also have "
+               "\"report, numpy histogram\": its histograms given a numpy array, a bench-only patch).\n",
                "| size | sentences | variant | after imports MB | peak MB | growth MB | CPU-s |",
                "|---|---:|---|---:|---:|---:|---:|"]
         for size, r in results.items():

@@ -23,6 +23,23 @@ def _boundaries(paras: list[list[str]]) -> set[tuple[int, int]]:
     return out
 
 
+def sample_paragraphs(text: str | Path, max_chars: int) -> tuple[list[str], int]:
+    """The non-blank lines of ``text`` from its start until they hold ``max_chars`` characters, and how many they
+    hold. Read line by line and stopped there: the file (e.g. a full ``train.txt``, tens of GB) is never read
+    whole. Lines as ``read_text().splitlines()`` gave them: universal newlines, then splitlines' other separators
+    (U+2028, form feed, ...) within each."""
+    paras, n = [], 0
+    with open(text, encoding="utf-8") as f:
+        for raw in f:
+            for line in raw.splitlines():
+                if line.strip():
+                    paras.append(line)
+                    n += len(line)
+                    if n >= max_chars:
+                        return paras, n
+    return paras, n
+
+
 def compare_backends(text: str | Path, backends: list[str], *, max_chars: int = 200_000,
                      reference: str = "pecab") -> list[dict]:
     """Split the first ``max_chars`` characters of ``text`` (one paragraph per line) with each backend; print and
@@ -32,13 +49,7 @@ def compare_backends(text: str | Path, backends: list[str], *, max_chars: int = 
     init_kss()
     import kss  # noqa: F401
 
-    paras, n = [], 0
-    for line in Path(text).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            paras.append(line)
-            n += len(line)
-            if n >= max_chars:
-                break
+    paras, n = sample_paragraphs(text, max_chars)
     results: dict[str, list[list[str]]] = {}
     rows = []
     for b in backends:

@@ -270,5 +270,7 @@ def register(subparsers) -> None:
     k = sub.add_parser("backends", help="measure kss backends on text: sentences/s per core and agreement")
     k.add_argument("text", metavar="TEXT", help="text file, one paragraph or sentence per line (e.g. split/train.txt)")
     k.add_argument("--backends", nargs="+", default=["punct", "fast", "pecab", "mecab"])
-    k.add_argument("--max-chars", type=int, default=200_000, help="characters of text to split (default: 200000)")
+    k.add_argument("--max-chars", type=int, default=200_000,
+                   help="characters of text to split, from the start of TEXT: the file is read up to the line that "
+                        "completes them, never whole (default: 200000)")
     k.set_defaults(func=cmd_backends)

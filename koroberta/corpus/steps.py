@@ -732,8 +732,13 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     sents = {s: 0 for s in SPLITS}
     chars = {s: 0 for s in SPLITS}
     empty_docs = 0
-    doc_lens: list[int] = []
-    sent_lens: list[int] = []
+    doc_lens = sent_lens = None
+    if cfg.report:
+        from koroberta.corpus.report import LengthStats
+
+        # streamed into fixed-size bucket counts: a list of Python ints per sentence (~36 bytes each, then sorted
+        # copies and matplotlib's conversion) grew with the corpus, tens of millions of them at full kowiki
+        doc_lens, sent_lens = LengthStats(), LengthStats()
     with StageOutput(final, stage="corpus.split", config=conf, inputs=inputs, overwrite=overwrite) as st:
         files = {s: open(st.tmp / f"{s}.txt", "w", encoding="utf-8", newline="\n") for s in SPLITS}
         # each source's own valid documents (the same ones, in the same order, as in valid.txt), so that training
@@ -776,7 +781,7 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
                     # a sentence shard written before titles were recorded has none: the title is then null
                     tables[part].add(str(rec["id"]), rec.get("title"), ss, sum(lens), source=rec.get("source"))
                     if cfg.report:
-                        doc_lens.append(sum(lens))
+                        doc_lens.add(sum(lens))
                         sent_lens.extend(lens)
         finally:
             for f in files.values():
