@@ -10,7 +10,10 @@ The on-disk format is fairseq 0.12's ``MMapIndexedDataset`` (fairseq/data/indexe
   then the byte offsets as int64. fairseq 0.12 writes no ``doc_idx`` (that is Megatron's variant), and its
   multi-worker merge just concatenates the shards' sizes and bytes, so the result does not depend on ``--workers``.
 
-Training reads ``dict.txt`` and the ``<split>.bin``/``<split>.idx`` pairs, nothing else. The data-bin's own manifest
+Training reads ``dict.txt`` and the ``<split>.bin``/``<split>.idx`` pairs, nothing else. A sharded data-bin
+(``preprocess.shards`` > 1, :func:`shard_names`) holds them in ``shard0/`` .. ``shard{N-1}/`` instead: fairseq-train
+gets ``shard0:shard1:...`` and its masked_lm task reads dict.txt and the valid subsets from the first path only and
+train from path ``(epoch - 1) % N``, one shard in memory per epoch. The data-bin's own manifest
 also lists files training never reads (``spm.model``, ``<split>.spm`` when ``keep_encoded``) and records the
 preprocess config, whose run-time knobs (``chunk_lines``, ``method``, ...) cannot change those bytes. So the train
 stage identifies its data by :func:`data_fingerprint` -- the hashes of exactly the files fairseq loads -- and a
@@ -20,6 +23,7 @@ harmless preprocess change (or a copied data-bin) never looks like new data.
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from pathlib import Path
 
@@ -29,6 +33,8 @@ from koroberta.artifacts import MARKER, read_manifest, sha256_file
 from koroberta.errors import InputError
 
 HDR_MAGIC = b"MMIDIDX\x00\x00"
+#: a sharded data-bin's shard directories (``preprocess.shards``): shard0/ .. shard{N-1}/, each a fairseq data-bin
+_SHARD_DIR = re.compile(r"shard\d+")
 DTYPE_CODES = {np.uint8: 1, np.int8: 2, np.int16: 3, np.int32: 4, np.int64: 5, np.uint16: 8, np.uint32: 9}
 
 
@@ -190,15 +196,53 @@ def changed_since_manifest(data_bin: str | Path, outputs: dict[str, dict]) -> li
     return changed
 
 
+def shard_name(k: int) -> str:
+    """The directory of shard ``k`` in a sharded data-bin (``preprocess.shards`` > 1)."""
+    return f"shard{k}"
+
+
+def shard_names(data_bin: str | Path, stats: dict | None = None) -> list[str]:
+    """A sharded data-bin's shard directories in the order fairseq-train reads them (``shard0`` first: fairseq loads
+    dict.txt and the valid subsets from the first path only, and train shard ``(epoch - 1) % N`` each epoch); ``[]``
+    for the one-directory layout. A data-bin with a manifest has the count in its stats (``shards``; ``stats`` when
+    the caller has read it already); one without (copied, hand-made) has the consecutive ``shard<k>/`` directories
+    holding a ``train.idx``, when it has no ``train.idx`` of its own."""
+    db = Path(data_bin)
+    if stats is None:
+        stats = ((read_manifest(db) or {}).get("stats") or {}) if (db / "manifest.json").is_file() else None
+    if stats is not None:
+        n = int(stats.get("shards") or 1)
+        return [shard_name(k) for k in range(n)] if n > 1 else []
+    if (db / "train.idx").is_file():
+        return []
+    names: list[str] = []
+    while (db / shard_name(len(names)) / "train.idx").is_file():
+        names.append(shard_name(len(names)))
+    return names
+
+
+def _is_data_file(name: str) -> bool:
+    """dict.txt or a .bin/.idx at the top of the data-bin or directly inside a shard directory (never the tokenizer's
+    own files, which live in tokenizer/)."""
+    parent, _, base = name.rpartition("/")
+    return (parent == "" or _SHARD_DIR.fullmatch(parent) is not None) and (
+        base == "dict.txt" or base.endswith((".bin", ".idx")))
+
+
 def data_files(data_bin: Path, names: list[str] | None = None) -> list[str]:
-    """The files of ``data_bin`` that fairseq's masked_lm task reads, sorted (relative names)."""
-    candidates = names if names is not None else [p.name for p in data_bin.iterdir() if p.is_file()]
-    return sorted(n for n in candidates if "/" not in n and (n == "dict.txt" or n.endswith((".bin", ".idx"))))
+    """The files of ``data_bin`` that fairseq's masked_lm task reads, sorted (relative names: ``shard<k>/train.bin``
+    for a sharded data-bin's; a one-directory data-bin's list is what it always was)."""
+    if names is None:
+        names = [p.name for p in data_bin.iterdir() if p.is_file()]
+        names += [f"{d.name}/{p.name}" for d in data_bin.iterdir() if d.is_dir() and _SHARD_DIR.fullmatch(d.name)
+                  for p in d.iterdir() if p.is_file()]
+    return sorted(n for n in names if _is_data_file(n))
 
 
 def data_fingerprint(data_bin: str | Path) -> str:
-    """sha256 over (name, sha256) of dict.txt and every .bin/.idx. Uses the hashes the preprocess manifest already
-    holds when the data-bin is complete (no re-hashing of GBs); hashes the files otherwise."""
+    """sha256 over (name, sha256) of dict.txt and every .bin/.idx (every shard's, for a sharded data-bin). Uses the
+    hashes the preprocess manifest already holds when the data-bin is complete (no re-hashing of GBs); hashes the
+    files otherwise."""
     db = Path(data_bin)
     m = read_manifest(db)
     outputs = (m or {}).get("outputs", {})

@@ -7,6 +7,7 @@ Data flow (directories under ``workdir``)::
            └─ corpus/split/{train,valid,test}.txt          one sentence per line, blank line between documents
     spm/{spm.model, dict.txt}                              ids: fairseq = spm + 1, HF = fairseq (koroberta.layout)
     data-bin/{train,valid,test}.{bin,idx}, dict.txt        fairseq mmap, what fairseq-preprocess --srcdict makes
+                                                           (preprocess.shards N: shard0/ .. shard{N-1}/, valid in 0)
     checkpoints/checkpoint_last.pt                         fairseq-train masked_lm, resumable
     hf/{config.json, model.safetensors, tokenizer.json}    RobertaForMaskedLM, parity-checked against fairseq
     finetune-nsmc/{metrics.json, model/}                   sentence classification from the export

@@ -37,7 +37,8 @@ def _data_bin_lines(ck: Any, ev: Any, parity_text: Path | None) -> tuple[Path, A
     if not data or parity_text is None:
         return None
     db = Path(data)
-    m = read_manifest(db)
+    # a sharded data-bin is passed to fairseq as shard0:shard1:...; its manifest is the parent's, valid is shard0's
+    m = read_manifest(db) or (read_manifest(db.parent) if db.name.startswith("shard") else None)
     if m is None or not (db / "valid.idx").is_file() or not (db / "dict.txt").is_file():
         return None
     if sha256_file(db / "dict.txt") != sha256_file(ev.dict_path):

@@ -49,17 +49,20 @@ class MaskedLMCheck:
 def unigram_counts(data_bin: str | Path, vocab_rows: int, chunk: int = 1 << 24) -> np.ndarray:
     """Token counts of ``data_bin/train.bin`` (fairseq ids), read in chunks so a multi-GB split stays flat in
     memory. ``vocab_rows`` = symbols the data-bin was written with (4 specials + dict.txt rows)."""
-    from koroberta.databin import mmap_dtype
+    from koroberta.databin import mmap_dtype, shard_names
 
-    path = Path(data_bin) / "train.bin"
-    if not path.is_file():
-        raise InputError("train.bin not found", path=data_bin, fix="pass the data-bin written by `koroberta preprocess`")
-    # the dtype the .idx records (what preprocess wrote), not one guessed from vocab_rows: an imported vocabulary's
-    # rows count <mask> once (it sits inside dict.txt), so a guess could cross a dtype boundary
-    ids = np.memmap(path, dtype=mmap_dtype(path.with_suffix(".idx")), mode="r")
+    # a sharded data-bin (preprocess.shards) has its train split in shard<k>/: the counts of all of them
+    paths = [Path(data_bin) / s / "train.bin" for s in shard_names(data_bin)] or [Path(data_bin) / "train.bin"]
     counts = np.zeros(vocab_rows + 1, dtype=np.int64)  # + <mask>, which never occurs in the data
-    for start in range(0, len(ids), chunk):
-        counts += np.bincount(ids[start:start + chunk], minlength=len(counts))[: len(counts)]
+    for path in paths:
+        if not path.is_file():
+            raise InputError("train.bin not found", path=path.parent,
+                             fix="pass the data-bin written by `koroberta preprocess`")
+        # the dtype the .idx records (what preprocess wrote), not one guessed from vocab_rows: an imported
+        # vocabulary's rows count <mask> once (it sits inside dict.txt), so a guess could cross a dtype boundary
+        ids = np.memmap(path, dtype=mmap_dtype(path.with_suffix(".idx")), mode="r")
+        for start in range(0, len(ids), chunk):
+            counts += np.bincount(ids[start:start + chunk], minlength=len(counts))[: len(counts)]
     return counts
 
 

@@ -96,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    ("output", "piece-text file to write (atomically)"))
     e.add_argument("--config", metavar="FILE.yaml", help="YAML file; its `preprocess:` section is the base config")
     _common(e)
-    PreprocessConfig.add_arguments(e, exclude=("method", "keep_encoded"))
+    PreprocessConfig.add_arguments(e, exclude=("method", "keep_encoded", "shards"))  # one file in, one file out
     b = ps.add_parser("binarize", help="{train,valid,test}.spm piece text -> data-bin with fairseq-preprocess")
     b.add_argument("encoded_dir", metavar="ENCODED_DIR", help="directory with train.spm (valid.spm, test.spm optional)")
     b.add_argument("vocab_dir", metavar="VOCAB_DIR",

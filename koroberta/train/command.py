@@ -87,18 +87,26 @@ def model_options(cfg: TrainConfig) -> dict[str, object]:
             "activation_fn": extra_arg_value(cfg.extra_args, "--activation-fn") or "gelu"}
 
 
+def fairseq_data_path(data_bin: str | Path, shards: Sequence[str] = ()) -> str:
+    """fairseq-train's data argument: the data-bin, or for a sharded one (``preprocess.shards``) its shard
+    directories joined by ':' (``DATA_BIN/shard0:DATA_BIN/shard1:...``). masked_lm reads dict.txt and the valid
+    subsets from the first path and train from path ``(epoch - 1) % N``, so one shard is in memory per epoch."""
+    return ":".join(str(Path(data_bin) / s) for s in shards) if shards else str(data_bin)
+
+
 def fairseq_args(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, cuda: bool,
-                 valid_subsets: Sequence[str] = ("valid",)) -> list[str]:
+                 valid_subsets: Sequence[str] = ("valid",), shards: Sequence[str] = ()) -> list[str]:
     """The fairseq-train arguments (without the program name).
 
     ``cuda`` is the resolved device (preflight decides it from ``cfg.device`` and what the machine has).
     ``valid_subsets`` are the data-bin's validation subsets (preflight reads them: ``valid``, then one
     ``valid_<name>`` per source of a multi-source corpus). They are not identity: validating never touches the
     weights, fairseq's best checkpoint follows the first subset (``valid``, as without them), and the subsets'
-    content is part of the data fingerprint already.
+    content is part of the data fingerprint already. ``shards`` are a sharded data-bin's shard directories, shard0
+    first (preflight reads them from its manifest): the data argument becomes :func:`fairseq_data_path`.
     """
     save_dir = Path(save_dir)
-    a = [str(data_bin),
+    a = [fairseq_data_path(data_bin, shards),
          "--task", "masked_lm", "--criterion", "masked_lm", "--arch", cfg.arch]
     for name in ("encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads"):
         v = getattr(cfg, name)

@@ -65,8 +65,8 @@ def _fairseq_train_exe() -> str:
 
 def build_command(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, pf: Preflight) -> list[str]:
     """The full launch command for ``cfg.launcher``."""
-    return launch_command(cfg, fairseq_args(cfg, data_bin, save_dir, cuda=pf.cuda, valid_subsets=pf.valid_subsets),
-                          fairseq_train=_fairseq_train_exe())
+    return launch_command(cfg, fairseq_args(cfg, data_bin, save_dir, cuda=pf.cuda, valid_subsets=pf.valid_subsets,
+                                            shards=pf.shards), fairseq_train=_fairseq_train_exe())
 
 
 def _clear_marker(save_dir: Path) -> None:
@@ -376,7 +376,8 @@ def _train(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, dry_
         return ckpt
     pf = preflight(cfg, data_bin, save_dir, spm_model=spm_model, dry_run=dry_run, data_fp=data_fp)
     cmd = build_command(cfg, data_bin, save_dir, pf)
-    check_extra_args(cfg, fairseq_args(cfg, data_bin, save_dir, cuda=pf.cuda, valid_subsets=pf.valid_subsets))
+    check_extra_args(cfg, fairseq_args(cfg, data_bin, save_dir, cuda=pf.cuda, valid_subsets=pf.valid_subsets,
+                                       shards=pf.shards))
     if cfg.launcher == "slurm" and "SLURM_JOB_ID" in os.environ:
         cmd = [os.path.expandvars(c) for c in cmd]  # ${SLURM_JOB_ID}, ${MASTER_ADDR} from scripts/pretrain.slurm
     conflicts = dict(pf.conflicts)
@@ -405,7 +406,7 @@ def _train(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, dry_
         log.warning("train: --extend: continuing %s from update %s to max_update %d", save_dir, done, cfg.max_update)
     # the vocabulary these checkpoints are trained with: convert refuses a --vocab-dir with other files
     # (koroberta.convert.vocab.check_trained_with), which a row count alone cannot tell apart
-    vocab_hashes = {"dict_sha256": sha256_file(data_bin / "dict.txt"),
+    vocab_hashes = {"dict_sha256": sha256_file(pf.dict_path or data_bin / "dict.txt"),  # shard0's when sharded
                     "spm_sha256": sha256_file(pf.spm_model) if pf.spm_model is not None else None}
     state = {"identity": run_identity(cfg, pf.data_fingerprint), "config": cfg.to_dict(), **cfg.shape(),
              "vocab_size": pf.vocab_size, "device_name": pf.device_name, "world_size": cfg.world_size,

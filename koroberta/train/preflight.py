@@ -20,7 +20,7 @@ from typing import Any
 
 from koroberta.artifacts import MANIFEST, SPLITS, read_json, read_manifest, sha256_file
 from koroberta.databin import (changed_since_manifest, check_mmap_dataset, data_fingerprint, max_token_id,
-                               mmap_dtype, valid_subsets)
+                               mmap_dtype, shard_names, valid_subsets)
 from koroberta.errors import ConfigError, DependencyError, InputError, OutputError
 from koroberta.layout import FAIRSEQ_SPECIALS, check_dict_matches, read_dict_symbols
 from koroberta.train.command import EffectiveBatch, effective_batch, model_options, resolve_precision
@@ -66,6 +66,10 @@ class Preflight:
     valid_subsets: list[str] = field(default_factory=lambda: ["valid"])
     init: InitFrom | None = None  # train.init_from, checked
     resuming: bool = False  # save_dir holds checkpoints of this run: fairseq continues them
+    #: a sharded data-bin's shard directories (preprocess.shards), shard0 first; fairseq-train gets them as
+    #: DATA_BIN/shard0:DATA_BIN/shard1:... and loads one per epoch. Empty: the one-directory layout
+    shards: list[str] = field(default_factory=list)
+    dict_path: Path | None = None  # the dict.txt fairseq-train loads (shard0's when sharded)
 
     @property
     def params(self) -> int:
@@ -78,7 +82,11 @@ class Preflight:
                  f"checkpoint ~{self.checkpoint_bytes / 2**20:,.1f} MiB",
                  f"device: {self.device_name}, precision {self.precision}",
                  f"data: {self.train_tokens:,} train tokens in {self.train_sentences:,} lines "
-                 f"(~{self.train_tokens / max(1, self.batch.tokens):,.1f} updates per epoch)"]
+                 f"(~{self.train_tokens / max(1, len(self.shards)) / max(1, self.batch.tokens):,.1f} updates per "
+                 f"epoch{' and shard' if self.shards else ''})"]
+        if self.shards:
+            lines.append(f"shards: train in {len(self.shards)} shards, one per epoch in turn ({self.shards[0]} .. "
+                         f"{self.shards[-1]}); dict.txt and validation from {self.shards[0]}")
         if len(self.valid_subsets) > 1:
             lines.append(f"validation: valid (every source; the best checkpoint follows it), then a loss per source "
                          f"on {', '.join(self.valid_subsets[1:])}")
@@ -121,29 +129,61 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None
                              fix="the file is corrupt or was edited: rebuild the data-bin with "
                                  "`koroberta preprocess run --force`")
         stats = m.get("stats", {})
-    for name in ("dict.txt", "train.bin", "train.idx", "valid.bin", "valid.idx"):
+    # fairseq-train splits its data argument on ':' (shard paths, fairseq.utils.split_paths): a path holding one
+    # would be read as two directories, neither of them this data-bin
+    if os.pathsep in str(data_bin):
+        raise InputError(f"the data-bin path holds {os.pathsep!r}, which fairseq-train splits its data path on",
+                         path=data_bin, fix=f"move (or link) the data-bin to a path without {os.pathsep!r}")
+    # a sharded data-bin (preprocess.shards): fairseq reads dict.txt and the valid subsets from the first shard only,
+    # and train from shard (epoch - 1) % N; `at` names a file of that first directory relative to data_bin
+    shards = shard_names(data_bin, stats if has_manifest else None)
+    first = data_bin / shards[0] if shards else data_bin
+
+    def at(split: str) -> str:
+        return f"{shards[0]}/{split}" if shards else split
+
+    trains = [f"{n}/train" for n in shards] or ["train"]
+    required = [at("dict.txt"), *(f"{t}.{ext}" for t in trains for ext in ("bin", "idx")), at("valid.bin"),
+                at("valid.idx"), *(f"{n}/dict.txt" for n in shards[1:])]
+    for name in required:
         if not (data_bin / name).is_file():
             raise InputError(f"{name} missing", path=data_bin,
                              fix="pass the directory written by `koroberta preprocess` (fairseq-preprocess output)")
     # .idx/.bin consistency, with or without a manifest (a copied or hand-made data-bin has none): a cut-off file
     # would otherwise pass here and crash fairseq mid-run, where resuming cannot help
-
-    sizes = {split: check_mmap_dataset(data_bin / split) for split in SPLITS
-             if split != "test" or (data_bin / "test.idx").is_file() or (data_bin / "test.bin").is_file()}
+    sizes = {}
+    for split in SPLITS:
+        for p in (trains if split == "train" else [at(split)]):
+            if split != "test" or (data_bin / f"{p}.idx").is_file() or (data_bin / f"{p}.bin").is_file():
+                sizes[p] = check_mmap_dataset(data_bin / p)
+    for t in trains if shards else []:
+        if not int(sizes[t].sum()):  # fairseq would train an epoch on nothing
+            raise InputError("train shard is empty", path=data_bin / f"{t}.idx",
+                             fix="rebuild the data-bin with fewer preprocess.shards")
     # the per-source subsets the manifest lists (or, without one, whose .idx lies there) are validated on like
     # valid: each must be as intact, hold a document, and fit the dictionary (check_max_ids below)
-    subsets = valid_subsets(data_bin, stats if has_manifest else None)
+    subsets = valid_subsets(first, stats if has_manifest else None)
     for sub in subsets[1:]:
         if not re.fullmatch(r"valid_[^\s,:/]+", sub):
             raise InputError(f"validation subset {sub!r} holds whitespace, ',', ':' or '/', which fairseq's "
-                             f"--valid-subset list cannot carry", path=data_bin / f"{sub}.idx",
+                             f"--valid-subset list cannot carry", path=first / f"{sub}.idx",
                              fix="rename that source and rebuild the corpus and data-bin")
-        sizes[sub] = check_mmap_dataset(data_bin / sub)
-        if not int(sizes[sub].sum()):
-            raise InputError("validation subset is empty (fairseq cannot validate on it)", path=data_bin / f"{sub}.idx",
+        sizes[at(sub)] = check_mmap_dataset(data_bin / at(sub))
+        if not int(sizes[at(sub)].sum()):
+            raise InputError("validation subset is empty (fairseq cannot validate on it)", path=first / f"{sub}.idx",
                              fix="rebuild the data-bin with `koroberta preprocess run --force` (a source without "
                                  "valid documents gets no subset)")
-    dict_path = data_bin / "dict.txt"
+    dict_path = first / "dict.txt"
+    if shards:
+        # fairseq loads shard0's dict.txt for every shard: another one there means that shard's ids were written
+        # with another vocabulary and would train as other symbols, silently
+        want = sha256_file(dict_path)
+        for other in [*(data_bin / n / "dict.txt" for n in shards[1:]), data_bin / "dict.txt"]:
+            if other.is_file() and sha256_file(other) != want:
+                raise InputError(f"{other.relative_to(data_bin)} differs from {shards[0]}/dict.txt, the dictionary "
+                                 f"fairseq-train reads for every shard", path=other,
+                                 fix="rebuild the data-bin with `koroberta preprocess run --force` (every shard gets "
+                                     "the same dict.txt)")
     if stats.get("dict_sha256") and stats["dict_sha256"] != sha256_file(dict_path):
         raise InputError("dict.txt differs from the one the data was binarized with (dict_sha256 in manifest)",
                          path=dict_path, fix="rerun `koroberta preprocess`")
@@ -175,7 +215,7 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None
     if MASK not in symbols:
         vocab = len(FAIRSEQ_SPECIALS) + len(symbols) + 1  # masked_lm appends <mask>
         check_max_ids(data_bin, list(sizes), stats.get("max_id") or {}, vocab)
-        return vocab, spm_model, stats, sizes["train"], subsets
+        return vocab, spm_model, stats, _train_sizes(sizes, trains), subsets
     # an imported vocabulary lists <mask> itself, anywhere (klue: id 4): masked_lm's add_symbol("<mask>") returns
     # that row instead of appending one, so the rows are dict.txt's, and the mask id is not the largest one
     import numpy as np
@@ -203,7 +243,14 @@ def check_data_bin(data_bin: Path, spm_model: Path | None = None
                              "refuses in its data", path=bin_path,
                              fix="rebuild it with `koroberta preprocess run`, which removes literal special tokens")
         del ids
-    return vocab, spm_model, stats, sizes["train"], subsets
+    return vocab, spm_model, stats, _train_sizes(sizes, trains), subsets
+
+
+def _train_sizes(sizes: dict[str, Any], trains: list[str]) -> Any:
+    """Every train item's size, the shards' one after another (the block-length check and counts need no order)."""
+    import numpy as np
+
+    return sizes[trains[0]] if len(trains) == 1 else np.concatenate([sizes[t] for t in trains])
 
 
 def check_max_ids(data_bin: Path, splits: list[str], recorded: dict[str, int], vocab: int) -> None:
@@ -294,11 +341,12 @@ def _model_fix(name: str, want: object, has: dict[str, object]) -> str:
 
 
 def check_init_from(cfg: TrainConfig, data_bin: Path, save_dir: Path, vocab: int, shape: ModelShape,
-                    warnings: list[str]) -> InitFrom:
+                    warnings: list[str], *, dict_path: Path | None = None) -> InitFrom:
     """``train.init_from`` is a fairseq RoBERTa checkpoint that fairseq can load into the model this config builds,
     and was trained with the data-bin's vocabulary. Otherwise fairseq fails at start with a size-mismatch traceback
     (layers, dims, embedding rows), or -- same shapes, other vocabulary or another activation -- trains silently on
-    token ids that mean other words to the loaded weights."""
+    token ids that mean other words to the loaded weights. ``dict_path``: the dict.txt fairseq-train loads (a sharded
+    data-bin's shard0/dict.txt; default ``data_bin/dict.txt``)."""
     from koroberta.convert.checkpoint import SE, load_checkpoint
     from koroberta.hfvocab import RECORD
 
@@ -309,7 +357,7 @@ def check_init_from(cfg: TrainConfig, data_bin: Path, save_dir: Path, vocab: int
                           fix="copy the checkpoint out of the save dir and point train.init_from at the copy, or "
                               "choose another save dir")
     ck = load_checkpoint(p)  # one-line InputError for anything that is not a fairseq RoBERTa masked LM
-    dict_path = data_bin / "dict.txt"
+    dict_path = dict_path or data_bin / "dict.txt"
     rec_path, state_path = p.parent / RECORD, p.parent / TRAIN_STATE
     src = rec_path if rec_path.is_file() else state_path if state_path.is_file() else None
     recorded = read_json(src).get("dict_sha256") if src is not None else None
@@ -390,6 +438,8 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
     if (problem := hf_export_problem(cfg)) is not None:  # pre-LN without an embedding LayerNorm: no HF export
         warnings.append(problem)
     vocab, spm_used, stats, sizes, subsets = check_data_bin(data_bin, Path(spm_model) if spm_model else None)
+    shards = shard_names(data_bin, stats if (data_bin / MANIFEST).is_file() else None)
+    dict_path = data_bin / shards[0] / "dict.txt" if shards else data_bin / "dict.txt"
     if spm_used is None and stats.get("vocab_kind") != "hf":  # an HF data-bin's tokenizer is checked instead
         warnings.append(f"no spm.model in {data_bin}: dict/spm agreement not checked (pass --spm-model)")
 
@@ -453,7 +503,8 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
 
     # -- model, save_dir, disk ----------------------------------------------------------------------------------------
     shape = shape_from_config(cfg, vocab)
-    init = check_init_from(cfg, data_bin, save_dir, vocab, shape, warnings) if cfg.init_from else None
+    init = check_init_from(cfg, data_bin, save_dir, vocab, shape, warnings, dict_path=dict_path) if cfg.init_from \
+        else None
     data_fp = data_fp or data_fingerprint(data_bin)  # once per run: without a manifest it hashes every file
     conflicts = check_save_dir(cfg, save_dir, data_fp)
     ckpt_bytes = shape.params_total * CHECKPOINT_BYTES_PER_PARAM + (1 << 20)
@@ -474,4 +525,5 @@ def preflight(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, s
                      shape=shape, batch=batch, train_tokens=train_tokens, train_sentences=int(len(sizes)),
                      checkpoint_bytes=ckpt_bytes, spm_model=spm_used, warnings=warnings,
                      conflicts=conflicts, data_fingerprint=data_fp, valid_subsets=subsets, init=init,
-                     resuming=not conflicts and (save_dir / "checkpoint_last.pt").is_file())
+                     resuming=not conflicts and (save_dir / "checkpoint_last.pt").is_file(), shards=shards,
+                     dict_path=dict_path)
