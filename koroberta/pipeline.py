@@ -106,6 +106,7 @@ class PipelineConfig(Config):
         self.require(self.workers >= 0, "workers must be >= 0")
         if self.sources:
             self.corpus.sources = resolve_run_sources(self.sources, self.corpus.min_chars)
+            self.corpus.validate()  # the corpus checks that need corpus.sources (corpus.documents with `sources:`)
             self._pii_symbols()
         else:
             self.require(not self.corpus.sources, "corpus.sources is filled from the top-level `sources:` list; "

@@ -30,17 +30,23 @@ class CorpusConfig(Config):
     # encoding decides which text the source's bytes are, so it is identity like the rest.
     IDENTITY = ("encoding", "dbname", "keep_disambiguation", "drop_sections", "normalization", "min_chars",
                 "min_line_chars", "dedup", "backend", "valid_fraction", "test_fraction", "split_salt", "report",
-                "sources", "near_dedup", "special_literals")
+                "sources", "near_dedup", "special_literals", "documents")
     RUNTIME = ()
     # corpora built before `encoding` existed were read as UTF-8; before `sources`/`near_dedup` a corpus had one
     # source and exact dedup only. identity() resolves near_dedup=null first (off for one source), so a single-source
     # run keeps its pinned identity hash (tests/test_identity.py).
-    LATER_IDENTITY = {"encoding": UTF8, "sources": [], "near_dedup": False, "special_literals": []}
+    # documents: "blank" is how plain text was read before the field existed
+    LATER_IDENTITY = {"encoding": UTF8, "sources": [], "near_dedup": False, "special_literals": [],
+                      "documents": "blank"}
 
     # extract
     encoding: str = option(UTF8, help="text encoding of a plain-text / WikiExtractor source: utf-8 (checked: CP949, "
                                       "EUC-KR and UTF-16 are refused with the iconv command that converts them) or "
                                       "the Python codec to convert from while reading, e.g. cp949, euc-kr, utf-16")
+    documents: str = option("blank", help="how a plain-text `source:` is cut into documents: blank (a blank line "
+                                          "between documents) or line (every non-empty line is one: reviews, "
+                                          "comments, sentences); with `sources:`, each source's own `documents:`",
+                            choices=DOCUMENTS)
     dbname: str = option("kowiki", help="expected <dbname> of the dump; another wiki is an error ('' = accept any, warn)")
     keep_disambiguation: bool = option(False, help="keep disambiguation (동음이의) pages")
     drop_sections: list[str] = option(
@@ -88,6 +94,10 @@ class CorpusConfig(Config):
         self.require(0.0 <= self.valid_fraction < 1.0, "valid_fraction must be in [0, 1)")
         self.require(0.0 <= self.test_fraction < 1.0, "test_fraction must be in [0, 1)")
         self.require(self.valid_fraction + self.test_fraction < 1.0, "valid_fraction + test_fraction must be < 1")
+        # one rule per source: with `sources:` each item says its own, and a corpus-wide value would be ignored
+        self.require(not (self.sources and self.documents != "blank"),
+                     f"documents={self.documents!r} is for a single `source:`; with `sources:` set `documents:` on "
+                     "each plain-text source", fields=("documents",))
         for i, item in enumerate(self.sources):
             self.require(isinstance(item, dict) and {"name", "weight", "profile", "documents"} <= set(item),
                          f"sources[{i}] must be a mapping with name, weight, profile, documents (the pipeline fills "
@@ -115,8 +125,8 @@ class CorpusConfig(Config):
         return next(s for s in self.sources if s["name"] == name)
 
 
-EXTRACT_FIELDS = ("encoding", "dbname", "keep_disambiguation", "drop_sections", "normalization", "min_line_chars",
-                  "min_chars", "special_literals")
+EXTRACT_FIELDS = ("encoding", "documents", "dbname", "keep_disambiguation", "drop_sections", "normalization",
+                  "min_line_chars", "min_chars", "special_literals")
 CLEAN_FIELDS = ("dedup", "near_dedup")
 SENTENCE_FIELDS = ("backend",)
 SPLIT_FIELDS = ("valid_fraction", "test_fraction", "split_salt", "report")

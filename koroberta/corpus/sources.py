@@ -1,8 +1,10 @@
 """Readers for every accepted source: MediaWiki XML dumps (``.xml.bz2``/``.xml``/``.xml.xz``/``.xml.gz``),
 WikiExtractor output (a directory of ``wiki_NN`` files or one file, optionally ``.xz``/``.bz2``), plain text
-(blank line = document boundary), and Hugging Face ``datasets`` data on disk: a ``save_to_disk`` directory, or
-Parquet / JSON Lines files (one file or a directory of them) with a ``text`` column (one document per row, one
-paragraph per line) and optional ``id`` / ``title`` columns, read through ``datasets`` (see :func:`iter_hf`).
+(``documents: blank``, the default: a blank line between documents; ``documents: line``: one document per line; a
+document over :data:`MAX_DOC_CHARS` characters is refused as a file without document breaks), and Hugging Face
+``datasets`` data on disk: a ``save_to_disk`` directory, or Parquet / JSON Lines files (one file or a directory of
+them) with a ``text`` column (one document per row, one paragraph per line) and optional ``id`` / ``title`` columns,
+read through ``datasets`` (see :func:`iter_hf`).
 
 All readers yield :class:`RawPage` in source order with a running ordinal ``ord`` (used for sharding: shard ``i`` of
 ``n`` handles ordinals ``ord % n == i``, so any shard count sees the same pages in the same order). Bad input
@@ -15,6 +17,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import contextlib
+import functools
 import gzip
 import logging
 import lzma
@@ -445,7 +448,14 @@ def _decode_lines(path: Path, stats: ReadStats, encoding: str = enc.UTF8) -> Ite
                 yield from enc.iter_decoded_lines(f, encoding, path)
                 return
             guard = None
-            for lineno, raw in enumerate(f, 1):
+            # readline with a limit, not `for raw in f`: a file without line breaks would otherwise be read into
+            # memory whole as one line before anything could look at it (+15 ms per 100 MB of text, measured)
+            for lineno, raw in enumerate(iter(functools.partial(f.readline, _LINE_LIMIT), b""), 1):
+                if len(raw) == _LINE_LIMIT and not raw.endswith(b"\n"):
+                    raise InputError(f"line {lineno:,} runs over {_LINE_LIMIT / 1e6:.0f} MB without a line break, "
+                                     f"more than any document may hold ({MAX_DOC_CHARS:,} characters)", path=path,
+                                     fix="break the text into lines: one paragraph per line (plain text: a blank "
+                                         "line between documents, or `documents: line` for one document per line)")
                 try:
                     yield raw.decode("utf-8")
                 except UnicodeDecodeError:
@@ -495,24 +505,54 @@ def iter_wikiextractor(paths: list[Path], stats: ReadStats, *, encoding: str = e
 
 
 def iter_text(paths: list[Path], stats: ReadStats, *, encoding: str = enc.UTF8) -> Iterator[RawPage]:
-    """Plain text: one paragraph per line, a blank line between documents. ids are ``<file name>:<doc index>``."""
+    """Plain text: one paragraph per line, a blank line between documents. ids are ``<file name>:<doc index>``.
+
+    A document that grows past :data:`MAX_DOC_CHARS` is refused while it is read (:func:`_no_document_breaks`):
+    the file has no blank lines, so it would be held whole in memory as one document and land whole in one split.
+    """
     ordinal = 0
     for p in paths:
         cur: list[str] = []
-        k = 0
-        for line in _decode_lines(p, stats, encoding):
+        k = nchars = 0
+        for lineno, line in enumerate(_decode_lines(p, stats, encoding), 1):
             s = line.rstrip("\r\n")
             if s.strip():
                 cur.append(s)
+                nchars += len(s)
+                if nchars > MAX_DOC_CHARS:
+                    raise _no_document_breaks(p, lineno, len(cur), nchars)
                 continue
             if cur:
                 yield RawPage(ord=ordinal, id=f"{p.name}:{k}", title="", ns=0, text="\n".join(cur), clean=True)
-                ordinal, k, cur = ordinal + 1, k + 1, []
+                ordinal, k, cur, nchars = ordinal + 1, k + 1, [], 0
                 stats.pages = ordinal
         if cur:
             yield RawPage(ord=ordinal, id=f"{p.name}:{k}", title="", ns=0, text="\n".join(cur), clean=True)
             ordinal += 1
             stats.pages = ordinal
+
+
+#: the most characters one plain-text document may hold. The largest article of the 32,592 of the kowiki WikiExtractor
+#: shard filters.py measures on has 168,275 characters (418 KB; 1,495 lines), the median 176: 1,000,000
+#: (~3 MB of Korean UTF-8) leaves 6x room for the longest real document (a whole book fits), while a file read as
+#: one document because it has no blank lines -- the failure this bound exists for -- is refused within its first
+#: few MB, in milliseconds, with memory held to about this bound
+MAX_DOC_CHARS = 1_000_000
+#: bytes of one line read at most: a line of this many bytes without its "\n" holds more than MAX_DOC_CHARS
+#: characters (UTF-8 spends at most 4 bytes on one), plus room for "\r\n"
+_LINE_LIMIT = 4 * MAX_DOC_CHARS + 2
+
+
+def _no_document_breaks(path: Path, lineno: int, lines: int, nchars: int) -> InputError:
+    """The one-line error of a ``documents: blank`` file whose document outgrew :data:`MAX_DOC_CHARS`: without
+    blank lines a file is one document, held whole in memory, sentence-split in one process and put whole into one
+    split, so valid/test stay empty and preprocess fails on them hours later."""
+    return InputError(f"{lines:,} lines and {nchars:,} characters without a blank line (lines {lineno - lines + 1:,}-"
+                      f"{lineno:,}): with `documents: blank` (the default: a blank line between documents) that is "
+                      f"one document of over {MAX_DOC_CHARS:,} characters, all of it in one split", path=path,
+                      fix="for one document per line (reviews, comments, sentences) set `documents: line` "
+                          "(corpus.documents / --documents line; in `sources:` the source's `documents:`), or put "
+                          "a blank line between the documents")
 
 
 def iter_text_lines(paths: list[Path], stats: ReadStats, *, encoding: str = enc.UTF8) -> Iterator[RawPage]:
@@ -522,6 +562,11 @@ def iter_text_lines(paths: list[Path], stats: ReadStats, *, encoding: str = enc.
     for p in paths:
         for lineno, line in enumerate(_decode_lines(p, stats, encoding), 1):
             s = line.rstrip("\r\n")
+            if len(s) > MAX_DOC_CHARS:  # the bound of `documents: blank`, so that neither rule takes a whole file
+                raise InputError(f"line {lineno:,} holds {len(s):,} characters, more than a document may hold "
+                                 f"({MAX_DOC_CHARS:,}): with `documents: line` every line is one document", path=p,
+                                 fix="break the text into lines (one document per line), or use `documents: blank` "
+                                     "with one paragraph per line and a blank line between documents")
             if s.strip():
                 yield RawPage(ord=ordinal, id=f"{p.name}:{lineno}", title="", ns=0, text=s, clean=True)
                 ordinal += 1
@@ -797,8 +842,13 @@ def iter_source(source: Path, stats: ReadStats, *, dbname: str = "kowiki",
     text_reader = iter_text_lines if documents == "line" else iter_text
     if not enc.is_utf8(encoding):
         kind, files = _codec_text_source(source, encoding)
-        return (iter_wikiextractor if kind == "wikiextractor" else text_reader)(files, stats, encoding=encoding)
+        if kind == "wikiextractor":
+            _refuse_documents(source, documents, "WikiExtractor output")
+            return iter_wikiextractor(files, stats, encoding=encoding)
+        return text_reader(files, stats, encoding=encoding)
     fmt = detect_format(source)
+    if fmt != "text":
+        _refuse_documents(source, documents, _KIND_WORDS[fmt])
     if fmt in ("hf_disk", "parquet", "jsonl"):
         return iter_hf(source, fmt, stats)
     if fmt == "dump":
@@ -812,3 +862,19 @@ def iter_source(source: Path, stats: ReadStats, *, dbname: str = "kowiki",
     if fmt == "nsmc":
         return iter_nsmc(files, stats)
     return text_reader(files, stats)
+
+
+_KIND_WORDS = {"dump": "a MediaWiki dump", "wikiextractor": "WikiExtractor output", "nsmc": "an NSMC-style TSV (one "
+               "document per row already)", "hf_disk": "a Hugging Face dataset (one document per row already)",
+               "parquet": "a Parquet dataset (one document per row already)",
+               "jsonl": "a JSON Lines dataset (one document per row already)"}
+
+
+def _refuse_documents(source: Path, documents: str, what: str) -> None:
+    """``documents: line`` on a source that is not plain text: the rule would do nothing there (those sources mark
+    their documents themselves), and saying so beats ignoring it. The `sources:` list refuses it when the config is
+    read if the path exists (:func:`koroberta.corpus.config.resolve_sources`); this catches a single ``source:``."""
+    if documents != "blank":
+        raise ConfigError(f"`documents: {documents}` applies to plain text, and this source is {what}", path=source,
+                          fix="remove `documents:` (corpus.documents / --documents, or the source's `documents:` "
+                              "in `sources:`)")

@@ -253,7 +253,7 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
         bar = _progress(f"extract {source_name + ' ' if spec else ''}{shard}/{num_shards}", "page")
         # the reader decodes bz2 with as many threads as there are cleaning workers, so it keeps up with them
         pages = iter_source(source, rstats, dbname=cfg.dbname, decompress_threads=workers, encoding=cfg.encoding,
-                            documents=spec["documents"] if spec else "blank")
+                            documents=spec["documents"] if spec else cfg.documents)
         excluded = open(st.tmp / "excluded.jsonl", "w", encoding="utf-8", newline="\n") if spec else None
         try:
             with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as out, _pool(workers) as pool:

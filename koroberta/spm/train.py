@@ -276,10 +276,13 @@ def _round_down(n: int) -> int:
 
 
 def count_sentences(path: Path) -> int:
-    """Non-blank lines of ``path``, read as bytes (a pass at disk speed, no decoding): what the trainer will read,
-    up to lines of Unicode-only whitespace, which it skips too."""
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
+    """Non-blank lines of ``path`` as the trainer's reader reads them (decoded, stray bytes counted and a file that is
+    not UTF-8 refused here, before the plan line is logged: a bad input stays a one-line error). One decoding pass,
+    a small cost next to spm training."""
+    from koroberta.textfile import iter_line_chunks
+
+    return sum(1 for chunk in iter_line_chunks(path, policy="repair", checked=True, literals=False)
+               for line in chunk if line.strip())
 
 
 def _gib(n: float) -> str:
@@ -288,11 +291,11 @@ def _gib(n: float) -> str:
     return f"{n / 2 ** 20:.0f} MiB" if n >= 10 * 2 ** 20 else f"{n / 2 ** 20:.1f} MiB"
 
 
-def check_memory(cfg: SpmConfig, sentences: int, train_text: Path) -> int:
-    """Log what training will cost (the stage's first line: sentences sampled, threads, estimated peak memory) and
-    refuse with a :class:`ConfigError` before any work when the estimate exceeds :data:`MEMORY_SHARE` of the memory
-    this machine or job may use: the kernel would otherwise kill the trainer after minutes or hours. Returns the
-    estimate in bytes."""
+def check_memory(cfg: SpmConfig, sentences: int, train_text: Path) -> str:
+    """What training will cost (the stage's first log line: sentences sampled, threads, estimated peak memory), and
+    a :class:`ConfigError` before any work when the estimate exceeds :data:`MEMORY_SHARE` of the memory this machine
+    or job may use: the kernel would otherwise kill the trainer after minutes or hours. The caller logs the line
+    once the output directory is taken, so a refused output location stays a one-line error."""
     from koroberta.corpus.steps import memory_limit  # RAM or the cgroup limit a container or SLURM job sets
 
     n = cfg.input_sentence_size
@@ -302,8 +305,8 @@ def check_memory(cfg: SpmConfig, sentences: int, train_text: Path) -> int:
     what = (f"a sample of {n:,} of {sentences:,} sentences" if n and n < sentences else
             f"all {sentences:,} sentences" + (f" (input_sentence_size {n:,})" if n else " (input_sentence_size 0)"))
     threads = cfg.resolved_threads()
-    log.info("spm: training on %s with %d thread%s (~%s peak by the fit in BENCHMARKS.md; memory limit %s)", what,
-             threads, "" if threads == 1 else "s", _gib(need), _gib(limit) if limit else "unknown")
+    plan = (f"spm: training on {what} with {threads} thread{'' if threads == 1 else 's'} (~{_gib(need)} peak by the "
+            f"fit in BENCHMARKS.md; memory limit {_gib(limit) if limit else 'unknown'})")
     if limit and need > MEMORY_SHARE * limit:
         fits = _round_down(max_sentences(MEMORY_SHARE * limit))
         fix = (f"set spm.input_sentence_size: {fits} (~{_gib(estimate_peak_bytes(fits))}) or train on a machine "
@@ -311,7 +314,7 @@ def check_memory(cfg: SpmConfig, sentences: int, train_text: Path) -> int:
         raise ConfigError(f"spm.input_sentence_size={n}: training on {used:,} sentences of {train_text} needs "
                           f"~{_gib(need)} by the fit in BENCHMARKS.md, more than {MEMORY_SHARE:.0%} of the "
                           f"{_gib(limit)} this machine or job may use", fix=fix)
-    return need
+    return plan
 
 
 def train_vocab(cfg: SpmConfig, train_text: str | Path, out_dir: str | Path, *, force: bool = False,
@@ -335,9 +338,10 @@ def train_vocab(cfg: SpmConfig, train_text: str | Path, out_dir: str | Path, *, 
     sentences = count_sentences(train_text)
     if sentences == 0:  # said before a trainer process starts
         raise InputError("train split has no non-blank lines", path=train_text, fix="check the corpus stage output")
-    check_memory(cfg, sentences, train_text)
+    plan = check_memory(cfg, sentences, train_text)
     _warn_pii_without_symbols(cfg, train_text)
     with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
+        log.info("%s", plan)
         counts = {"sentences": 0, "blank_lines": 0}
         repairs = Repairs()
         failed: list[InputError] = []
