@@ -148,21 +148,27 @@ def check_token_ids(tokenizer, ev: ExportVocab, lines: list[str]) -> TokenParity
     return res
 
 
-def build_fairseq_model(ck: RobertaCheckpoint, ev: ExportVocab):
-    """The checkpoint as fairseq itself runs it (eval mode, fp32)."""
+def fairseq_model(model_args: Any, dict_path: Path, state: dict[str, Any]):
+    """A RoBERTa state dict as fairseq itself runs it (eval mode, fp32), built from its model arguments on the
+    dictionary ``dict_path`` with ``<mask>`` added as the masked_lm task adds it (an existing row is reused)."""
     import copy
     from types import SimpleNamespace
 
     from fairseq.data import Dictionary
     from fairseq.models.roberta import RobertaModel
 
-    d = Dictionary.load(str(ev.dict_path))
+    d = Dictionary.load(str(dict_path))
     d.add_symbol("<mask>")
-    args = copy.deepcopy(ck.model_args)
-    task = SimpleNamespace(source_dictionary=d, target_dictionary=d, max_positions=lambda: ck.max_positions)
+    args = copy.deepcopy(model_args)
+    task = SimpleNamespace(source_dictionary=d, target_dictionary=d, max_positions=lambda: args.max_positions)
     model = RobertaModel.build_model(args, task)
-    model.load_state_dict(ck.state, strict=True, model_cfg=args)
+    model.load_state_dict(state, strict=True, model_cfg=args)
     return model.float().eval()
+
+
+def build_fairseq_model(ck: RobertaCheckpoint, ev: ExportVocab):
+    """The checkpoint as fairseq itself runs it (eval mode, fp32)."""
+    return fairseq_model(ck.model_args, ev.dict_path, ck.state)
 
 
 def max_logit_diff(fs_model, hf_model, tokenizer, ev: ExportVocab, sentences: list[str], max_positions: int,

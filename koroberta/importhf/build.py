@@ -22,23 +22,6 @@ log = logging.getLogger("koroberta.import_hf")
 STAGE = "import-hf"
 
 
-def build_fairseq_model(args: Any, dict_path: Path, state: dict[str, Any]) -> Any:
-    """The imported weights as fairseq itself runs them (eval mode, fp32), on the dictionary the import wrote."""
-    import copy
-    from types import SimpleNamespace
-
-    from fairseq.data import Dictionary
-    from fairseq.models.roberta import RobertaModel
-
-    d = Dictionary.load(str(dict_path))
-    d.add_symbol("<mask>")  # what the masked_lm task does: an existing <mask> row is reused, never appended
-    a = copy.deepcopy(args)
-    task = SimpleNamespace(source_dictionary=d, target_dictionary=d, max_positions=lambda: a.max_positions)
-    model = RobertaModel.build_model(a, task)
-    model.load_state_dict(state, strict=True, model_cfg=a)
-    return model.float().eval()
-
-
 def import_hf(cfg: ImportHFConfig, hf_dir: str | Path, out_dir: str | Path, *, parity_text: str | Path | None = None,
               force: bool = False, overwrite: bool = False) -> Path:
     """Import ``hf_dir`` into ``out_dir``; skipped when ``out_dir`` is complete for the same directory contents and
@@ -47,7 +30,7 @@ def import_hf(cfg: ImportHFConfig, hf_dir: str | Path, out_dir: str | Path, *, p
     import torch
 
     from koroberta.convert.imported import same_ids_logit_diff
-    from koroberta.convert.parity import fairseq_available, read_parity_lines
+    from koroberta.convert.parity import fairseq_available, fairseq_model, read_parity_lines
     from koroberta.hfcompat import import_transformers
     from koroberta.importhf.vocab import write_vocab
     from koroberta.importhf.weights import fairseq_checkpoint, fairseq_state_dict, model_args, read_hf_model
@@ -75,7 +58,7 @@ def import_hf(cfg: ImportHFConfig, hf_dir: str | Path, out_dir: str | Path, *, p
             tok = tf.AutoTokenizer.from_pretrained(str(st.tmp / "tokenizer"), local_files_only=True)
             hf_model = tf.AutoModelForMaskedLM.from_pretrained(str(src), dtype=torch.float32, use_safetensors=True,
                                                                local_files_only=True).eval()
-            fs_model = build_fairseq_model(args, st.tmp / "dict.txt", state)
+            fs_model = fairseq_model(args, st.tmp / "dict.txt", state)
             diff, n = same_ids_logit_diff(fs_model, hf_model, tok, sentences, args.max_positions)
             par.update(max_abs_logit_diff=diff, logit_sentences=n, atol=cfg.atol,
                        text="parity_text" if ptext is not None else "builtin_sentences")

@@ -49,10 +49,6 @@ class HFModel:
         return int(self.state[hf_prefix(self.prenorm) + "embeddings.word_embeddings.weight"].shape[0])
 
 
-def _cfg(cfg: dict[str, Any], key: str, default: Any = None) -> Any:
-    return cfg.get(key, default)
-
-
 def check_config(cfg: dict[str, Any], where: Path) -> None:
     """Refuse, in one line, what a fairseq ``roberta`` cannot run identically."""
     mt = cfg.get("model_type")
@@ -60,20 +56,20 @@ def check_config(cfg: dict[str, Any], where: Path) -> None:
         raise InputError(f"model_type {mt!r} is not a RoBERTa masked LM (supported: {', '.join(MODEL_TYPES)})",
                          path=where, fix=_FIX_MODEL)
     checks = [
-        (_cfg(cfg, "position_embedding_type", "absolute") == "absolute",
+        (cfg.get("position_embedding_type", "absolute") == "absolute",
          f"position_embedding_type {cfg.get('position_embedding_type')!r} (relative positions)",
          "fairseq roberta has learned absolute positions only"),
-        (abs(float(_cfg(cfg, "layer_norm_eps", 1e-12)) - 1e-5) < 1e-12,
+        (abs(float(cfg.get("layer_norm_eps", 1e-12)) - 1e-5) < 1e-12,
          f"layer_norm_eps {cfg.get('layer_norm_eps')}", "fairseq's LayerNorm eps is fixed at 1e-5"),
-        (_cfg(cfg, "pad_token_id") == 1, f"pad_token_id {cfg.get('pad_token_id')}",
+        (cfg.get("pad_token_id") == 1, f"pad_token_id {cfg.get('pad_token_id')}",
          "fairseq's padding index (and so the position offset) is 1"),
-        (int(_cfg(cfg, "type_vocab_size", 1)) == 1, f"type_vocab_size {cfg.get('type_vocab_size')}",
+        (int(cfg.get("type_vocab_size", 1)) == 1, f"type_vocab_size {cfg.get('type_vocab_size')}",
          "fairseq has no token types; only the one row of type 0 can be folded into the positions"),
-        (fairseq_activation(str(_cfg(cfg, "hidden_act", "gelu"))) is not None, f"hidden_act {cfg.get('hidden_act')!r}",
+        (fairseq_activation(str(cfg.get("hidden_act", "gelu"))) is not None, f"hidden_act {cfg.get('hidden_act')!r}",
          "fairseq has gelu, gelu_accurate (= gelu_new), relu and tanh"),
-        (not _cfg(cfg, "is_decoder", False) and not _cfg(cfg, "add_cross_attention", False),
+        (not cfg.get("is_decoder", False) and not cfg.get("add_cross_attention", False),
          "a decoder configuration (is_decoder / add_cross_attention)", "only encoders can be imported"),
-        (int(_cfg(cfg, "max_position_embeddings", 0)) > 2, f"max_position_embeddings "
+        (int(cfg.get("max_position_embeddings", 0)) > 2, f"max_position_embeddings "
                                                            f"{cfg.get('max_position_embeddings')}",
          "RoBERTa needs > 2 position rows (2 are reserved for padding)"),
     ]
@@ -206,7 +202,7 @@ def fairseq_state_dict(m: HFModel) -> dict[str, Any]:
     if left:
         raise InputError(f"model.safetensors has {len(left)} tensor(s) the import does not know, e.g. {left[0]}",
                          path=m.dir, fix=_FIX_MODEL)
-    if any(tuple(v.shape) != tuple(out[SE + "embed_tokens.weight"].shape) for v in (out[LM + "weight"],)):
+    if out[LM + "weight"].shape != emb.shape:
         raise InputError("the LM head's decoder and the embeddings differ in shape", path=m.dir, fix=_FIX_MODEL)
     return {k: v.contiguous().clone() for k, v in out.items()}
 

@@ -17,7 +17,8 @@ import torch
 from koroberta.convert.config import ConvertConfig
 from koroberta.convert.export import convert
 from koroberta.errors import InputError, KorobertaError, ParityError
-from koroberta.importhf.build import build_fairseq_model, import_hf
+from koroberta.convert.parity import fairseq_model as build_fairseq_model
+from koroberta.importhf.build import import_hf
 from koroberta.importhf.config import ImportHFConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
