@@ -56,7 +56,7 @@ import codecs
 import re
 import shlex
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from koroberta.errors import ConfigError, InputError
 
@@ -428,13 +428,19 @@ def decode_error(p: Path, codec: str, at: int, bad: bytes, option: str) -> Input
 
 # -- converting while reading ------------------------------------------------------------------------------------------
 def iter_decoded_lines(f: IO[bytes], codec: str, path: Path, *, option: str = "encoding",
-                       block: int = 1 << 20) -> Iterator[str]:
+                       block: int = 1 << 20, max_line_chars: int | None = None,
+                       too_long: Callable[[int], Exception] | None = None) -> Iterator[str]:
     """The lines of binary stream ``f`` decoded strictly with ``codec``, each with its ``\\n`` (split on ``\\n``
     only, as the UTF-8 readers split, so both give the same lines for the same text). A byte that does not decode
-    is an :class:`InputError` naming its offset in the (decompressed) file."""
+    is an :class:`InputError` naming its offset in the (decompressed) file.
+
+    ``max_line_chars``: a line still without its ``\\n`` past this many characters raises ``too_long(line
+    number)`` as soon as the decoded text shows it -- a file without line breaks is never held whole (memory stays
+    at about this bound plus one block)."""
     dec = codecs.getincrementaldecoder(codec)("strict")
     offset = 0  # bytes handed to the decoder before this block
     rest = ""
+    lineno = 0
     while True:
         data = f.read(block)
         pending = len(dec.getstate()[0])  # bytes of a character cut by the previous block, held by the decoder
@@ -449,7 +455,12 @@ def iter_decoded_lines(f: IO[bytes], codec: str, path: Path, *, option: str = "e
             lines = (rest + text).split("\n")
             rest = lines.pop()
             for line in lines:
+                lineno += 1
+                if max_line_chars is not None and len(line) > max_line_chars and too_long is not None:
+                    raise too_long(lineno)
                 yield line + "\n"
+            if max_line_chars is not None and len(rest) > max_line_chars and too_long is not None:
+                raise too_long(lineno + 1)
         if not data:
             break
     if rest:

@@ -31,6 +31,7 @@ import dataclasses
 import importlib
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -300,10 +301,9 @@ def check_requirements(steps: tuple[Step, ...] | list[Step]) -> None:
 assert tuple(s.stage for s in STEPS) == STAGES
 
 
-def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[str, ...] = (),
-                 restart: bool = False, extend: bool = False) -> dict[str, Any]:
-    """Walk :data:`STEPS` up to ``until`` (inclusive); each step skips itself when its output is complete for its
-    identity and input contents. Returns the summary dict (also ``workdir/summary.json``)."""
+def check_run(cfg: PipelineConfig, until: str) -> list[Step]:
+    """The steps up to ``until`` that the config enables, after the checks of the run's own inputs (the sources,
+    init_from_hf) that need no stage: each problem one line, before any directory is made."""
     if until not in STAGES:
         raise ConfigError(f"--until {until!r} is not a stage", fix=f"use one of {', '.join(STAGES)}")
     if cfg.sources:
@@ -321,12 +321,25 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
         raise InputError("init_from_hf: Hugging Face model directory not found", path=cfg.init_from_hf,
                          fix="point init_from_hf at a local model directory (config.json, model.safetensors, "
                              "tokenizer files): nothing is downloaded")
+    return [s for s in STEPS[: STAGES.index(until) + 1] if s.enabled(cfg)]
+
+
+def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[str, ...] = (),
+                 restart: bool = False, extend: bool = False) -> dict[str, Any]:
+    """Walk :data:`STEPS` up to ``until`` (inclusive); each step skips itself when its output is complete for its
+    identity and input contents. Returns the summary dict (also ``workdir/summary.json``)."""
+    steps = check_run(cfg, until)
+    check_requirements(steps)
+    # before any directory: a source the probe refuses is one line. --restart retrains a complete run
+    plan = plan_pipeline(cfg, until=until, force=(*force, "train") if restart else force)
     wd = Path(cfg.workdir)
     wd.mkdir(parents=True, exist_ok=True)
+    for line in plan.lines:
+        log.info("%s", line)
+    for w in plan.warnings:
+        log.warning("%s", w)
     summary: dict[str, Any] = {"name": cfg.name, "workdir": str(wd), "stages": {}}
     timings: dict[str, float] = {}
-    steps = [s for s in STEPS[: STAGES.index(until) + 1] if s.enabled(cfg)]
-    check_requirements(steps)
     opts = RunOptions(workers=cfg.n_workers)
     stage_opts = {"train": TrainOptions(workers=cfg.n_workers, restart=restart, extend=extend)}
     logs = StageLogs(wd / "logs")
@@ -347,6 +360,130 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[s
     summary["seconds"] = {k: round(v, 1) for k, v in timings.items()}
     write_json(wd / "summary.json", summary)
     return summary
+
+
+@dataclasses.dataclass
+class Plan:
+    """What ``koroberta run`` will do: a line per stage (whether it runs, and what it needs), a total line, and the
+    warnings (less free disk than the run writes, less memory than a stage needs)."""
+
+    lines: list[str]
+    warnings: list[str]
+
+
+def plan_pipeline(cfg: PipelineConfig, *, until: str = "finetune", force: tuple[str, ...] = ()) -> Plan:
+    """The plan of ``run_pipeline(cfg, until=..., force=...)``, computed without running or writing anything.
+
+    A stage is complete when its output holds this config's identity and its inputs are unchanged
+    (:func:`koroberta.resources.output_complete`: inputs larger than 1 GiB are not hashed for the plan; the stage
+    checks them by content when it runs). Where a stage runs, what it needs comes from its inputs on disk when the
+    stage before it is complete, else from that stage's estimate (the corpus's characters -> sentences -> tokens)."""
+    from koroberta import resources as R
+    from koroberta.artifacts import read_manifest, sha256_json
+
+    wd = Path(cfg.workdir)
+    steps = [s for s in STEPS[: STAGES.index(until) + 1] if s.enabled(cfg)]
+    lines: list[str] = []
+    warnings: list[str] = []
+    running: list[tuple[str, R.Needs]] = []
+    upstream_runs = False
+    text = train = None
+    rows = params = tokens = nlines = None
+
+    def complete(stage: str, ok: bool) -> bool:
+        return stage not in force and not upstream_runs and ok
+
+    for step in steps:
+        out = wd / step.out
+        name = step.stage
+        needs: R.Needs | None = None
+        if name == "corpus":
+            done = complete(name, R.corpus_complete(cfg.corpus, out))
+            if done:
+                text = R.split_text(out / "split")
+                train = R.split_text(out / "split", ("train",))
+            if not done or text is None or train is None:
+                sources = cfg.source_paths() if cfg.sources else {"source": Path(cfg.source)}
+                est = R.corpus_needs(cfg.corpus, sources, cfg.n_workers)
+                needs, text, train = (None if done else est.needs), est.split, est.train
+        elif name == "spm":
+            rows = R.vocab_rows(cfg.spm)
+            done = complete(name, R.output_complete(out, "spm", sha256_json(cfg.spm.identity())))
+            if done:
+                rows = int((read_manifest(out) or {}).get("stats", {}).get("final_vocab_size") or rows)
+            else:
+                assert train is not None
+                needs = R.spm_needs(cfg.spm, train.sentences, estimated=train.estimated)
+        elif name == "importhf":
+            hf = Path(cfg.init_from_hf or "")
+            # reads the model directory only: whether the corpus runs does not matter to it
+            done = name not in force and R.output_complete(out, "import-hf", sha256_json(cfg.importhf.identity()))
+            conf = read_json(hf / "config.json") if (hf / "config.json").is_file() else {}
+            rows = int(conf.get("vocab_size") or 0) if isinstance(conf, dict) else 0
+            if not done:
+                needs = R.importhf_needs(hf)
+        elif name == "preprocess":
+            done = complete(name, R.output_complete(out, "preprocess", sha256_json(cfg.preprocess.identity())))
+            assert text is not None and train is not None and rows is not None
+            if done:
+                st = (read_manifest(out) or {}).get("stats", {})
+                tokens, nlines = st.get("tokens", {}).get("train"), st.get("lines", {}).get("train")
+            else:
+                needs = R.preprocess_needs(cfg.preprocess, text, train, rows=rows,
+                                           vocab_bytes=R.spm_files_bytes(rows), workers=cfg.n_workers)
+                tokens = nlines = None
+        elif name == "train":
+            from koroberta.databin import data_fingerprint
+            from koroberta.train.launch import is_trained
+
+            assert train is not None and rows is not None
+            params = R.model_params(cfg.train, rows)
+            done = complete(name, (wd / "data-bin").is_dir() and read_manifest(wd / "data-bin") is not None
+                            and is_trained(out, cfg.train, data_fingerprint(wd / "data-bin")))
+            if not done:
+                exact = tokens is not None and nlines is not None
+                needs = R.train_needs(cfg.train, rows=rows, train_lines=int(nlines if exact else train.lines),
+                                      train_tokens=int(tokens if exact else train.tokens),
+                                      shards=cfg.preprocess.shards, estimated=not exact)
+        elif name == "convert":
+            assert rows is not None and params is not None
+            from koroberta.train.preflight import CHECKPOINT_BYTES_PER_PARAM
+
+            done = complete(name, R.output_complete(out, "convert", sha256_json(cfg.convert.identity())))
+            if not done:
+                needs = R.convert_needs(cfg.convert, params=params, rows=rows, estimated=True,
+                                        checkpoint_bytes=params * CHECKPOINT_BYTES_PER_PARAM)
+        else:  # finetune
+            assert rows is not None and params is not None
+            done = complete(name, R.output_complete(out, "finetune", sha256_json(cfg.finetune.identity())))
+            if not done:
+                needs = R.finetune_needs(cfg.finetune, params=params, estimated=True,
+                                         tokenizer_bytes=R.tokenizer_files_bytes(rows))
+        if needs is None:
+            kept = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else 0
+            lines.append(f"plan: {name:<10} complete: skipped ({R.fmt_bytes(kept)} in {out})")
+            continue
+        upstream_runs = True
+        running.append((name, needs))
+        lines.append(f"plan: {name:<10} runs: {needs.describe()} ({needs.basis})")
+        # memory per stage; disk for the whole run, below (stages that each fit may not fit one after another)
+        warnings.extend(R.warnings_for(name, dataclasses.replace(needs, disk=0), out))
+    # stages run one after another: at stage i the disk holds what the stages before it kept, and its own peak
+    held, peak = 0, 0
+    for _, n in running:
+        peak = max(peak, held + n.disk)
+        held += n.kept
+    where = R.existing_ancestor(wd)
+    free = shutil.disk_usage(where).free
+    top = max(running, key=lambda x: x[1].memory, default=None)
+    lines.append(f"plan: {'total':<10} about {R.fmt_bytes(peak)} more disk at peak, {R.fmt_bytes(held)} kept when the "
+                 f"run ends; {R.fmt_bytes(free)} free on the filesystem of {where}"
+                 + (f"; memory peak {R.fmt_bytes(top[1].memory)} ({top[0]})" if top else ""))
+    if peak > free:
+        warnings.append(f"run: {R.fmt_bytes(free)} free on the filesystem of {where}, less than the ~"
+                        f"{R.fmt_bytes(peak)} the run writes at its peak (an estimate); free space or choose another "
+                        "workdir")
+    return Plan(lines, warnings)
 
 
 def _check_export(cfg: PipelineConfig, wd: Path) -> dict[str, Any]:
@@ -524,6 +661,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from koroberta.train.launch import ExtraArgsRefused
 
     cfg = _load_from_args(args)
+    if args.plan:  # what the run would do and need, from the login node: nothing is run or written
+        check_run(cfg, args.until)
+        plan = plan_pipeline(cfg, until=args.until, force=(*(args.force or ()), *(["train"] if args.restart else [])))
+        print("\n".join(plan.lines + [f"warning: {w}" for w in plan.warnings]))
+        return 0
     try:
         summary = run_pipeline(cfg, until=args.until, force=tuple(args.force or ()), restart=args.restart,
                                extend=args.extend)
@@ -546,6 +688,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--restart", action="store_true", help="train: move checkpoints of a different run aside and "
                                                           "train from update 0 (see `koroberta train --help`)")
     p.add_argument("--extend", action="store_true", help="train: continue the checkpoints to a raised max_update")
+    p.add_argument("--plan", action="store_true",
+                   help="print the plan -- each stage that would run (or is complete and skipped) with the memory and "
+                        "disk it needs, and the run's total disk -- and exit without running or writing anything")
     p.set_defaults(func=_cmd_run)
 
     c = sub.add_parser("config", help="show the resolved config of a run (defaults filled in, --set applied)",

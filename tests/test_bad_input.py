@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_errors import error_line, main_error
+from cli_errors import after_needs, error_line, main_error
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
@@ -34,6 +34,13 @@ def one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:
     """The checks every case shares; returns the error line."""
     assert r.returncode != 0, (r.stdout[-500:], r.stderr[-2000:])
     return error_line(r.stderr, *needles)
+
+
+def error_after_needs(r: subprocess.CompletedProcess, stage: str, *needles: str, warned: bool | None = None) -> str:
+    """:func:`one_line_error` for an error found while the stage works: after the stage's needs line (and the
+    low-disk warning, ``warned``; see :func:`cli_errors.after_needs`)."""
+    assert r.returncode != 0, (r.stdout[-500:], r.stderr[-2000:])
+    return error_line(after_needs(r.stderr, stage, warned=warned), *needles)
 
 
 def nothing_complete(*dirs: Path) -> None:
@@ -97,7 +104,8 @@ def test_corpus_onto_a_full_disk(tmp_path):
     para = " ".join(f"{i}번째 낱말" for i in range(60))
     src.write_text("\n\n".join(f"{k}: {para}" for k in range(200)) + "\n", encoding="utf-8")  # ~250 KB of text
     r = koroberta("corpus", "build", src, d / "corpus", prefix=prefix)
-    one_line_error(r, f"{d / 'corpus'}", "no space left", "free disk space")
+    # the needs line said it first: ~1 MB at the peak, more than the 64 KiB free
+    error_after_needs(r, "corpus", f"{d / 'corpus'}", "no space left", "free disk space", warned=True)
     left = r.stdout.split("LEFT\n", 1)[1].split()
     assert left == [str(d / "corpus")], left  # an empty stage directory: no partial extract, no .tmp, no marker
 
@@ -293,8 +301,8 @@ def test_convert_parity_names_the_literal_special_token(tiny_checkpoint, tiny_vo
     text.write_text("대한민국의 수도는 서울이다.\n이 줄에는 <mask> 가 그대로 남아 있다.\n", encoding="utf-8")
     r = koroberta("convert", tiny_checkpoint, tmp_path / "hf", "--vocab-dir", tiny_vocab, "--parity-text", text,
                   "--parity-sentences", "1", timeout=600)
-    line = one_line_error(r, f"error: {text}:", "line 2 holds a literal special token '<mask>'",
-                          "rebuild the corpus with the current cleaner")
+    line = error_after_needs(r, "convert", f"error: {text}:", "line 2 holds a literal special token '<mask>'",
+                             "rebuild the corpus with the current cleaner", warned=False)
     assert "inconsistent" not in line and "report this" not in line  # no longer blames spm/dict
     assert r.returncode == 3  # ParityError
     assert not (tmp_path / "hf").exists()
@@ -322,7 +330,7 @@ def test_convert_onto_a_full_disk(tiny_checkpoint, tiny_vocab, tmp_path):
     d, prefix = _small_disk(tmp_path, "1m")
     r = koroberta("convert", tiny_checkpoint, d / "hf", "--vocab-dir", tiny_vocab, "--no-parity", prefix=prefix,
                   timeout=600)
-    one_line_error(r, f"{d / 'hf'}", "no space left", "free disk space")
+    error_after_needs(r, "convert", f"{d / 'hf'}", "no space left", "free disk space", warned=True)
     left = r.stdout.split("LEFT\n", 1)[1].split()
     assert left == [], left  # no partial export, no .tmp, no marker
 

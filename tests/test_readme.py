@@ -295,6 +295,9 @@ REGISTRY: dict[str, How] = {
     "pip install torch": How(MENTION, "test_mentioned_names", "the counter-example; setup_env.sh installs the pin"),
     # -- running stages (the synopsis block) -------------------------------------------------------------------------
     "koroberta run CONFIG.yaml [--until STAGE] [--force STAGE ...]": How(RUN, "_journey", "--until, and --force"),
+    "koroberta run CONFIG.yaml --plan": How(RUN, "test_plan_command", "on configs/demo.yaml, in the checkout"),
+    "koroberta corpus download downloads/ --date latest --multistream":
+        How(RUN, "test_multistream_download_command", "+ the URLs of a local replica serving a multistream dump"),
     "koroberta corpus download downloads/ --wiki kowiki --date latest":
         How(RUN, "_journey", "+ --base-url/--checksum-base-url of a local dumps.wikimedia.org replica (no network)"),
     "koroberta corpus build DUMP OUT": How(RUN, "_journey"),
@@ -1011,6 +1014,50 @@ def test_config_show_command():
     r = sh(readme_command("koroberta config show configs/demo.yaml --set finetune.epochs=1"), REPO, timeout=300)
     assert "# the overrides change the identity of: finetune " in r.stdout, r.stdout[:2000]
     assert re.search(r"^  epochs: 1 +# identity$", r.stdout, flags=re.M), r.stdout
+
+
+def test_plan_command(tmp_path):
+    """`koroberta run CONFIG.yaml --plan` on the demo config: one line per stage and a total, nothing written."""
+    cmd = instantiate(readme_command("koroberta run CONFIG.yaml --plan"), {"CONFIG.yaml": "configs/demo.yaml"})
+    r = sh(cmd + f" --set workdir={tmp_path / 'wd'}", REPO, timeout=300)
+    for stage in ("corpus", "spm", "preprocess", "train", "convert", "finetune"):
+        assert re.search(rf"\b{stage}\b.*(needs about|complete)", r.stdout + r.stderr), (stage, r.stderr[-2000:])
+    assert not (tmp_path / "wd").exists()
+
+
+def test_multistream_download_command(tmp_path):
+    """`koroberta corpus download ... --multistream` against a local replica serving the tiny dump rewritten as a
+    multistream dump with its index: both land in downloads/, verified, and the dump's path is printed."""
+    import hashlib
+
+    from koroberta.corpus.multistream import convert_dump, index_for
+
+    dl = _load("koroberta_test_download", REPO / "tests" / "corpus" / "test_download.py")
+    files = dl.layout()
+    names = {"dump": f"{dl.WIKI}-{dl.DONE}-pages-articles-multistream.xml.bz2",
+             "index": f"{dl.WIKI}-{dl.DONE}-pages-articles-multistream-index.txt.bz2"}
+    made = tmp_path / "made" / names["dump"]
+    made.parent.mkdir()
+    convert_dump(FIXTURES / "kowiki-tiny.xml.bz2", made)
+    body = {"dump": made.read_bytes(), "index": index_for(made).read_bytes()}
+    status = f"/{dl.WIKI}/{dl.DONE}/dumpstatus.json"
+    doc = json.loads(files[status])
+    doc["jobs"]["articlesmultistreamdump"] = {"status": "done", "files": {
+        names[k]: {"size": len(b), "sha1": hashlib.sha1(b).hexdigest(), "url": f"/{dl.WIKI}/{dl.DONE}/{names[k]}"}
+        for k, b in body.items()}}
+    files[status] = json.dumps(doc).encode()
+    for k, b in body.items():
+        files[f"/{dl.WIKI}/{dl.DONE}/{names[k]}"] = b
+    sb = sandbox(tmp_path / "checkout", configs=False)
+    server = dl.DumpServer(files)
+    try:
+        cmd = readme_command("koroberta corpus download downloads/ --date latest --multistream")
+        r = sh(f"{cmd} --base-url {server.url} --checksum-base-url {server.url}", sb)
+    finally:
+        server.stop()
+    got = sb / "downloads" / names["dump"]
+    assert (sb / r.stdout.strip().splitlines()[-1]).resolve() == got.resolve()
+    assert got.read_bytes() == body["dump"] and index_for(got).read_bytes() == body["index"]
 
 
 def test_activate_then_koroberta():

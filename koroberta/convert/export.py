@@ -99,6 +99,12 @@ def convert(cfg: ConvertConfig, checkpoint: str | Path, vocab_dir: str | Path, o
 
     # rust_write_errors inside StageOutput: a full disk under safetensors/tokenizers reaches it as an OSError
     with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st, rust_write_errors():
+        from koroberta.resources import announce, convert_needs
+
+        # the first line, once the output is taken; tied weights counted once
+        params = sum(t.numel() for t in {t.data_ptr(): t for t in ck.state.values() if hasattr(t, "numel")}.values())
+        announce(log, STAGE, convert_needs(cfg, params=params, checkpoint_bytes=ckpt.stat().st_size,
+                                           rows=ck.vocab_rows), out)
         if ev.imported is not None:
             imported.export_tokenizer_files(ev, st.tmp)  # the user's own tokenizer, byte for byte
         else:

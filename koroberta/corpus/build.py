@@ -11,16 +11,18 @@ a SLURM array (shard ``i`` of every source); ``steps.clean(..., num_shards=N)`` 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from koroberta.artifacts import output_lock
 from koroberta.corpus.config import CorpusConfig
 from koroberta.errors import ConfigError, InputError
 from koroberta.text import clean_text
 
+log = logging.getLogger("koroberta.corpus")
 _SOURCE_KINDS = "a kowiki dump (.xml.bz2/.xml), WikiExtractor output, a text file or a dataset on disk"
 
 
@@ -71,11 +73,52 @@ def build_corpus(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, 
     out = Path(out_dir)
     check_source(source)  # first: resolving a symlink loop (the output-location check does) would raise
     steps.check_corpus_dir(out, overwrite=overwrite, source=source)  # before any work: nothing to undo
-    with output_lock(out):
+    needs = _needs(cfg, {"source": Path(source)}, out, workers=workers, force=force)
+
+    def chain() -> Path:
         steps.extract(cfg, source, out, workers=workers, force=force, overwrite=overwrite)
         steps.clean(cfg, out, force=force, overwrite=overwrite)
         steps.sentences(cfg, out, workers=workers, force=force, overwrite=overwrite)
         return steps.split(cfg, out, force=force, overwrite=overwrite)
+
+    with output_lock(out):
+        _announce(needs, out)
+        return _restoring_if_needed(chain)
+
+
+def _needs(cfg: CorpusConfig, sources: Mapping[str, Path], out: Path, *, workers: int, force: bool):
+    """What the stage will need (:func:`koroberta.resources.corpus_needs`), or None when every step is complete (or
+    a source is missing: the extract step says so). Reading the start of each source for it, the extract step's
+    early refusals (wrong encoding, dbname, schema) are raised here, before any line is logged."""
+    from koroberta.resources import corpus_complete, corpus_needs
+
+    if not all(Path(p).exists() for p in sources.values()) or (not force and corpus_complete(cfg, out)):
+        return None
+    return corpus_needs(cfg, sources, workers).needs
+
+
+def _announce(needs, out: Path) -> None:
+    """The stage's first line, once its directory is locked (a refused output location stays one line)."""
+    if needs is not None:
+        from koroberta.resources import announce
+
+        announce(log, "corpus", needs, out)
+
+
+def _restoring_if_needed(chain: Callable[[], Path]) -> Path:
+    """Walk the steps; when one must run and finds an input pruned (:mod:`koroberta.corpus.prune`), walk them again
+    with pruned steps redone (the same bytes: what was complete downstream stays complete)."""
+    from koroberta.corpus import steps
+    from koroberta.corpus.prune import PrunedInput, restoring
+
+    try:
+        with steps.stage_needs_said():
+            return chain()
+    except PrunedInput:
+        log.info("corpus: a step must run and its input's data was removed when the corpus last completed "
+                 "(corpus.keep_intermediates: false); redoing the removed steps, then that step")
+    with restoring(), steps.stage_needs_said():
+        return chain()
 
 
 def check_sources(cfg: CorpusConfig, paths: Mapping[str, str | Path], decontaminate: Sequence[str | Path]) -> None:
@@ -121,13 +164,19 @@ def build_corpus_sources(cfg: CorpusConfig, paths: Mapping[str, str | Path], out
 
     out = Path(out_dir)
     _sources_dir(cfg, paths, out, decontaminate, overwrite=overwrite)
-    with output_lock(out):
+    needs = _needs(cfg, {n: Path(p) for n, p in paths.items()}, out, workers=workers, force=force)
+
+    def chain() -> Path:
         for s in cfg.sources:
             steps.extract(cfg, paths[s["name"]], out, workers=workers, force=force, overwrite=overwrite,
                           source_name=s["name"])
         steps.clean(cfg, out, force=force, overwrite=overwrite, decontaminate=[Path(p) for p in decontaminate])
         steps.sentences(cfg, out, workers=workers, force=force, overwrite=overwrite)
         return steps.split(cfg, out, force=force, overwrite=overwrite)
+
+    with output_lock(out):
+        _announce(needs, out)
+        return _restoring_if_needed(chain)
 
 
 def extract_sources(cfg: CorpusConfig, paths: Mapping[str, str | Path], out_dir: str | Path, *, shard: int = 0,
@@ -145,5 +194,13 @@ def extract_sources(cfg: CorpusConfig, paths: Mapping[str, str | Path], out_dir:
 
     out = Path(out_dir)
     _sources_dir(cfg, paths, out, decontaminate, overwrite=overwrite)
+    from koroberta.artifacts import read_manifest
+    from koroberta.resources import announce, extract_needs
+
+    todo = [s for s in cfg.sources
+            if read_manifest(out / steps.shard_name(f"extract-{s['name']}", shard, num_shards)) is None]
+    if 0 <= shard < num_shards and (force or todo):  # this task has work to do: say what it needs first
+        announce(log, "corpus extract", extract_needs(cfg, {n: Path(p) for n, p in paths.items()}, workers,
+                                                      num_shards), out)
     return [steps.extract(cfg, paths[s["name"]], out, shard=shard, num_shards=num_shards, workers=workers,
                           force=force, overwrite=overwrite, source_name=s["name"]) for s in cfg.sources]

@@ -83,6 +83,10 @@ def _common(p: argparse.ArgumentParser, *, shards: str = "one", workers: bool = 
                             "SLURM_CPUS_PER_TASK); extract also decodes a .bz2 dump with this many threads. The "
                             "output is the same for any count")
     p.add_argument("--force", action="store_true", help="redo the step even if its output is complete")
+    if shards != "none":  # build redoes removed intermediates by itself
+        p.add_argument("--restore", action="store_true",
+                       help="redo this step if its data was removed when the corpus last completed "
+                            "(corpus.keep_intermediates: false): a later step that must run needs it")
     p.add_argument("--overwrite", action="store_true", help="replace an output directory holding foreign files")
     CorpusConfig.add_arguments(p, only=fields)
 
@@ -96,6 +100,19 @@ def _workers(args: argparse.Namespace) -> int:
     return args.workers or available_cpus()
 
 
+def _with_restore(cmd):
+    """A step command that honours ``--restore``: inside :func:`koroberta.corpus.prune.restoring`, a step whose data
+    was removed is redone instead of skipped."""
+    def run(args: argparse.Namespace) -> int:
+        if not getattr(args, "restore", False):
+            return cmd(args)
+        from koroberta.corpus.prune import restoring
+
+        with restoring():
+            return cmd(args)
+    return run
+
+
 def _print_done(path) -> int:
     print(path)
     return 0
@@ -106,7 +123,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     return _print_done(download_dump(args.wiki, args.date, args.out_dir, base_url=args.base_url,
                                      checksum_base_url=args.checksum_base_url, verify=not args.no_verify,
-                                     retries=args.retries))
+                                     retries=args.retries, multistream=args.multistream))
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -214,12 +231,19 @@ def register(subparsers) -> None:
                    help="retries per request on connection errors and 429/5xx, with exponential backoff (default: 5)")
     d.add_argument("--no-verify", action="store_true",
                    help="accept the file without a published SHA-1 (logged as a warning; not recommended)")
+    d.add_argument("--multistream", action="store_true",
+                   help="fetch <wiki>-<date>-pages-articles-multistream.xml.bz2 and its -index.txt.bz2 instead: the "
+                        "same pages, in bz2 streams that each extract shard of a SLURM array decodes apart (one "
+                        "process reads it like the plain dump); prints the dump's path")
     d.set_defaults(func=cmd_download)
 
     e = sub.add_parser("extract", help="dump/WikiExtractor/text -> cleaned documents (docs.jsonl), per shard",
                        description="Extract the pages with ordinal % NUM_SHARDS == SHARD of SOURCE into "
                                    "extract[-i-of-n]/, or of every source of the top-level `sources:` list of "
-                                   "--config FILE.yaml (then give OUT_DIR only) into extract-<name>[-i-of-n]/.")
+                                   "--config FILE.yaml (then give OUT_DIR only) into extract-<name>[-i-of-n]/. A "
+                                   "multistream dump with its index next to it (X.xml.bz2 and X-index.txt.bz2, as "
+                                   "`corpus download --multistream` fetches them) is read by streams instead: shard "
+                                   "i decodes only the i-th run of them.")
     # both optional to argparse, as for build: `extract --config owndata.yaml OUT_DIR --shard i` has no SOURCE
     e.add_argument("source", metavar="SOURCE", nargs="?",
                    help=".xml.bz2/.xml dump, WikiExtractor output (dir or file, .xz ok), text file, or a Hugging Face "
@@ -228,19 +252,20 @@ def register(subparsers) -> None:
     e.add_argument("out_dir", metavar="OUT_DIR", nargs="?",
                    help="corpus output directory (extract[-i-of-n]/ is written inside)")
     _common(e, fields=EXTRACT_FIELDS)
-    e.set_defaults(func=cmd_extract)
+    e.set_defaults(func=_with_restore(cmd_extract))
 
     c = sub.add_parser("clean", help="merge extract shards in page order, drop exact duplicates")
     c.add_argument("out_dir", metavar="OUT_DIR", help="corpus output directory holding the extract shard(s)")
     _common(c, shards="all", workers=False, fields=CLEAN_FIELDS)
-    c.set_defaults(func=cmd_clean)
+    c.set_defaults(func=_with_restore(cmd_clean))
 
     s = sub.add_parser("sentences", help="kss sentence split of clean/docs.jsonl, per shard",
-                       description="Split every document of clean/ into sentences with kss (the documents with "
-                                   "index % NUM_SHARDS == SHARD); writes sentences[-i-of-n]/.")
+                       description="Split every document of clean/ into sentences with kss (the documents that "
+                                   "start in the SHARD-th of NUM_SHARDS byte ranges of clean/docs.jsonl); writes "
+                                   "sentences[-i-of-n]/.")
     s.add_argument("out_dir", metavar="OUT_DIR", help="corpus output directory holding clean/")
     _common(s, fields=SENTENCE_FIELDS)
-    s.set_defaults(func=cmd_sentences)
+    s.set_defaults(func=_with_restore(cmd_sentences))
 
     m = sub.add_parser("split", help="merge the sentence shards into split/{train,valid,test}.txt (+ hf/*.parquet)",
                        description="Merge the sentence shards in document order and split the documents into "
@@ -249,8 +274,8 @@ def register(subparsers) -> None:
     m.add_argument("--merge", action="store_true", help=argparse.SUPPRESS)  # old spelling: `split --merge` = split
     m.add_argument("--shard", type=int, help=argparse.SUPPRESS)  # old spelling of `sentences`: refused with a fix
     # backend: the split's identity records it (steps.split), so `split --config` must take the same YAML value
-    _common(m, shards="all", workers=False, fields=SENTENCE_FIELDS + SPLIT_FIELDS)
-    m.set_defaults(func=cmd_split)
+    _common(m, shards="all", workers=False, fields=SENTENCE_FIELDS + SPLIT_FIELDS + ("keep_intermediates",))
+    m.set_defaults(func=_with_restore(cmd_split))
 
     b = sub.add_parser("build", help="all steps on one machine (what `koroberta run` does)",
                        description="Build a corpus from SOURCE, or from the top-level `sources:` list of --config "

@@ -31,7 +31,8 @@ class CorpusConfig(Config):
     IDENTITY = ("encoding", "dbname", "keep_disambiguation", "drop_sections", "normalization", "min_chars",
                 "min_line_chars", "dedup", "backend", "valid_fraction", "test_fraction", "split_salt", "report",
                 "sources", "near_dedup", "special_literals", "documents")
-    RUNTIME = ()
+    # keep_intermediates decides what stays on disk after the stage, never what split/ holds
+    RUNTIME = ("keep_intermediates",)
     # corpora built before `encoding` existed were read as UTF-8; before `sources`/`near_dedup` a corpus had one
     # source and exact dedup only. identity() resolves near_dedup=null first (off for one source), so a single-source
     # run keeps its pinned identity hash (tests/test_identity.py).
@@ -73,6 +74,9 @@ class CorpusConfig(Config):
     test_fraction: float = option(0.005, help="fraction of documents in test.txt")
     split_salt: str = option("koroberta", help="salt of the document hash that assigns train/valid/test")
     report: bool = option(True, help="write report.md and length histograms (PNG) next to the split")
+    keep_intermediates: bool = option(
+        False, help="keep extract/, clean/ and sentences/ data once split/ is complete (otherwise removed then, "
+                    "keeping their manifests; a later change that needs them redoes them)")
     # several sources (the top-level `sources:` of a run config)
     sources: list[dict] = option(
         default_factory=list, cli=False,

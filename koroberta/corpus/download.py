@@ -1,4 +1,6 @@
-"""``koroberta corpus download``: fetch a dated ``<wiki>-<date>-pages-articles.xml.bz2``, resumably, SHA-1 verified.
+"""``koroberta corpus download``: fetch a dated ``<wiki>-<date>-pages-articles.xml.bz2``, resumably, SHA-1 verified
+(``--multistream``: ``...-pages-articles-multistream.xml.bz2`` and its ``...-multistream-index.txt.bz2``, from the
+``articlesmultistreamdump`` job of the same run, each fetched and verified the same way).
 
 The layout of dumps.wikimedia.org (mirrors copy it under their own root, ``--base-url``)::
 
@@ -52,11 +54,19 @@ _CHUNK = 1 << 20
 _RETRY_STATUSES = (429, 500, 502, 503, 504)
 # the dump job that writes pages-articles; bigger wikis split it and add "articlesdumprecombine" for the single file
 _ARTICLE_JOBS = ("articlesdump", "articlesdumprecombine")
+# the job that writes the multistream dump and its index (both files in one job); "...recombine" as above
+_MULTISTREAM_JOBS = ("articlesmultistreamdump", "articlesmultistreamdumprecombine")
+#: the files of a dump run we fetch: kind -> file name suffix after ``<wiki>-<date>-``
+_SUFFIX = {"articles": "pages-articles.xml.bz2", "multistream": "pages-articles-multistream.xml.bz2",
+           "multistream-index": "pages-articles-multistream-index.txt.bz2"}
 
 
 # -- arguments ------------------------------------------------------------------------------------------------------
-def dump_name(wiki: str, date: str) -> str:
-    return f"{wiki}-{date}-pages-articles.xml.bz2"
+def dump_name(wiki: str, date: str, kind: str = "articles") -> str:
+    """The file name of a dump file: ``kind`` ``articles`` (one bz2 stream), ``multistream`` (the same XML as
+    streams of 100 pages, which the SLURM array's extract shards read apart) or ``multistream-index`` (its index,
+    named as :func:`koroberta.corpus.multistream.index_for` finds it)."""
+    return f"{wiki}-{date}-{_SUFFIX[kind]}"
 
 
 def check_args(wiki: str, date: str, *base_urls: str) -> None:
@@ -176,9 +186,10 @@ class _Server:
                                 fix="the mirror may be mid-sync; retry later or use another --base-url") from None
         return (doc if isinstance(doc, dict) else None), url
 
-    def rss_date(self, wiki: str) -> str | None:
-        """The dated directory ``latest`` points at, from the pages-articles rss feed; None if absent/unreadable."""
-        url = self.url(wiki, "latest", f"{wiki}-latest-pages-articles.xml.bz2-rss.xml")
+    def rss_date(self, wiki: str, suffix: str = "pages-articles.xml.bz2") -> str | None:
+        """The dated directory ``latest`` points at, from the rss feed of the file ``suffix`` (its name after
+        ``<wiki>-latest-``); None if absent/unreadable."""
+        url = self.url(wiki, "latest", f"{wiki}-latest-{suffix}-rss.xml")
         text = self.text(url)
         if text is None:
             return None
@@ -205,8 +216,10 @@ class _Server:
         return None, url
 
 
-def _file_entry(doc: dict | None, name: str) -> tuple[str | None, dict | None]:
-    """(status of the job listing ``name``, else of the articles job; the file's entry or None)."""
+def _file_entry(doc: dict | None, name: str,
+                fallback: tuple[str, ...] = _ARTICLE_JOBS) -> tuple[str | None, dict | None]:
+    """(status of the job listing ``name``, else of the ``fallback`` job -- the one that writes it; the file's entry
+    or None)."""
     jobs = (doc or {}).get("jobs") or {}
     if not isinstance(jobs, dict):
         return None, None
@@ -214,7 +227,7 @@ def _file_entry(doc: dict | None, name: str) -> tuple[str | None, dict | None]:
         files = (job or {}).get("files") or {}
         if isinstance(files, dict) and isinstance(files.get(name), dict):
             return job.get("status"), files[name]
-    for key in _ARTICLE_JOBS:  # a dump in progress lists no files for jobs that have not run yet
+    for key in fallback:  # a dump in progress lists no files for jobs that have not run yet
         if isinstance(jobs.get(key), dict):
             return jobs[key].get("status"), None
     return None, None
@@ -229,10 +242,15 @@ class _Dump:
     status_url: str | None = None
     size: int | None = None
     entry: dict | None = None
+    kind: str = "articles"
 
     @property
     def name(self) -> str:
-        return dump_name(self.wiki, self.date)
+        return dump_name(self.wiki, self.date, self.kind)
+
+    @property
+    def jobs(self) -> tuple[str, ...]:
+        return _ARTICLE_JOBS if self.kind == "articles" else _MULTISTREAM_JOBS
 
 
 def _status_doc(main: _Server, csum: _Server, wiki: str, date: str) -> tuple[dict | None, str | None]:
@@ -258,9 +276,11 @@ def _not_there(main: _Server, wiki: str, date: str) -> DownloadError:
                          f"{', '.join(dates) or 'none'})", fix="pass one of those dates with --date, or --date latest")
 
 
-def _describe(main: _Server, csum: _Server, wiki: str, date: str, resolved_from: str) -> _Dump:
-    """Status and size of one dated dump; refuses a dump that is not finished or not on the server."""
-    dump = _Dump(wiki, date, resolved_from)
+def _describe(main: _Server, csum: _Server, wiki: str, date: str, resolved_from: str,
+              kind: str = "articles") -> _Dump:
+    """Status and size of one file (``kind``, see :func:`dump_name`) of a dated dump; refuses a dump that is not
+    finished or not on the server."""
+    dump = _Dump(wiki, date, resolved_from, kind=kind)
     doc, dump.status_url = _status_doc(main, csum, wiki, date)
     if doc is None:
         dates = main.dates(wiki)
@@ -270,9 +290,9 @@ def _describe(main: _Server, csum: _Server, wiki: str, date: str, resolved_from:
         log.warning("%s: no dumpstatus.json; relying on the published checksum to show the dump is complete",
                     main.url(wiki, date, ""))
         return dump
-    dump.status, dump.entry = _file_entry(doc, dump.name)
+    dump.status, dump.entry = _file_entry(doc, dump.name, dump.jobs)
     if dump.status != "done":
-        raise DownloadError(f"{wiki} dump {date} is not finished (articles job status {dump.status!r} in "
+        raise DownloadError(f"{wiki} dump {date} is not finished ({dump.jobs[0]} job status {dump.status!r} in "
                             f"{dump.status_url})", fix="use --date latest (the newest finished dump) or an earlier "
                             f"date from {main.url(wiki, '')}")
     if dump.entry is None:
@@ -283,16 +303,17 @@ def _describe(main: _Server, csum: _Server, wiki: str, date: str, resolved_from:
     return dump
 
 
-def _resolve_latest(main: _Server, csum: _Server, wiki: str) -> _Dump:
-    """``latest`` -> the newest finished dated dump: the rss feed first (it is what ``latest/`` points at), else the
-    index scanned newest first for a dumpstatus.json whose articles job is done."""
-    rss = main.rss_date(wiki)
+def _resolve_latest(main: _Server, csum: _Server, wiki: str, kind: str = "articles") -> _Dump:
+    """``latest`` -> the newest finished dated dump of ``kind``: the rss feed first (it is what ``latest/`` points
+    at), else the index scanned newest first for a dumpstatus.json whose job for that file is done."""
+    jobs = _Dump(wiki, "", "", kind=kind).jobs
+    rss = main.rss_date(wiki, _SUFFIX[kind])
     if rss is not None:
         doc, url = _status_doc(main, csum, wiki, rss)
-        status = _file_entry(doc, dump_name(wiki, rss))[0] if doc is not None else None
+        status = _file_entry(doc, dump_name(wiki, rss, kind), jobs)[0] if doc is not None else None
         if doc is None or status == "done":
             log.info("%s latest = %s (from the rss feed of %s)", wiki, rss, main.url(wiki, "latest", ""))
-            return _describe(main, csum, wiki, rss, "rss")
+            return _describe(main, csum, wiki, rss, "rss", kind)
         log.warning("%s: the rss feed names %s but its articles job is %r; looking for the newest finished dump",
                     wiki, rss, status)
     dates = main.dates(wiki)
@@ -301,10 +322,10 @@ def _resolve_latest(main: _Server, csum: _Server, wiki: str) -> _Dump:
     seen = []
     for date in reversed(dates):
         doc, _ = _status_doc(main, csum, wiki, date)
-        status = _file_entry(doc, dump_name(wiki, date))[0] if doc is not None else "no dumpstatus.json"
+        status = _file_entry(doc, dump_name(wiki, date, kind), jobs)[0] if doc is not None else "no dumpstatus.json"
         if status == "done":
             log.info("%s latest = %s (newest finished dump in %s)", wiki, date, main.url(wiki, ""))
-            return _describe(main, csum, wiki, date, "index+dumpstatus")
+            return _describe(main, csum, wiki, date, "index+dumpstatus", kind)
         seen.append(f"{date}: {status}")
     raise DownloadError(f"{wiki}: no finished dump at {main.url(wiki, '')} ({'; '.join(seen) or 'no dates'})",
                         fix="pass the date of a finished dump with --date YYYYMMDD")
@@ -535,10 +556,15 @@ def _write_sidecar(final: Path, dump: _Dump, url: str, sha1: str, source: str | 
 def download_dump(wiki: str = "kowiki", date: str = "latest", out_dir: str | Path = ".", *,
                   base_url: str = DEFAULT_BASE_URL, checksum_base_url: str = DEFAULT_BASE_URL, verify: bool = True,
                   retries: int = 5, backoff_factor: float = 1.0, timeout: float | tuple[float, float] = (30.0, 120.0),
-                  max_resumes: int = 10) -> Path:
+                  max_resumes: int = 10, multistream: bool = False) -> Path:
     """Download (or resume) ``<wiki>-<date>-pages-articles.xml.bz2`` into ``out_dir``, verify its SHA-1, write the
     ``.json`` sidecar and return the file's path. ``date`` is ``YYYYMMDD`` or ``latest`` (resolved to the newest
-    finished dump). A file already verified here is re-hashed and returned without downloading anything."""
+    finished dump). A file already verified here is re-hashed and returned without downloading anything.
+
+    ``multistream``: the ``...-pages-articles-multistream.xml.bz2`` dump (the same pages, as bz2 streams of 100)
+    and its ``...-multistream-index.txt.bz2``, both from the same dump run, each resumed and verified the same way;
+    returns the dump's path. With the index next to it, each extract shard of a SLURM array decodes only its own
+    streams (:mod:`koroberta.corpus.multistream`)."""
     check_args(wiki, date, base_url, checksum_base_url)
     if retries < 0 or max_resumes < 0:
         raise ConfigError(f"--retries {retries} / max_resumes {max_resumes} must be >= 0", fix="e.g. --retries 5")
@@ -549,32 +575,44 @@ def download_dump(wiki: str = "kowiki", date: str = "latest", out_dir: str | Pat
     except OSError as e:
         raise OutputError(f"{out}: cannot create the download directory ({e.strerror})",
                           fix="choose a writable directory") from None
-    if date != "latest":  # a dated dump never changes: a file verified earlier needs no network at all
-        rec = _verified_record(out / dump_name(wiki, date))
-        if rec is not None:
-            return _recheck(out / dump_name(wiki, date), rec)
+    kinds = ("multistream", "multistream-index") if multistream else ("articles",)
+    if date != "latest":  # a dated dump never changes: files verified earlier need no network at all
+        recs = [(out / dump_name(wiki, date, k), _verified_record(out / dump_name(wiki, date, k))) for k in kinds]
+        if all(rec is not None for _, rec in recs):
+            return [_recheck(f, rec) for f, rec in recs][0]  # type: ignore[arg-type]
     if not verify:
         log.warning("--no-verify: the dump will NOT be checked against a published SHA-1; a corrupt or truncated "
                     "file will only show up when extract fails on it")
     with make_session(retries, backoff_factor) as session:
         main = _Server(session, base_url, timeout)
         csum = main if checksum_base_url.rstrip("/") == main.base else _Server(session, checksum_base_url, timeout)
-        dump = _resolve_latest(main, csum, wiki) if date == "latest" else _describe(main, csum, wiki, date, "--date")
-        final, part = out / dump.name, out / (dump.name + ".part")
-        url = main.url(wiki, dump.date, dump.name)  # not dumpstatus's "url": it is relative to the main server's root
-        rec = _verified_record(final)
-        if rec is not None:
-            return _recheck(final, rec)
-        expected, source = _published_sha1(main, csum, dump) if verify else (None, None)
-        if final.is_file():  # downloaded before the sidecar existed (or by hand): verify it like a fresh download
-            got = file_digest(final, "sha1")
-            if expected is not None and got != expected:
-                raise DownloadError(f"{final}: SHA-1 {got} does not match the published {expected} ({source})",
-                                    fix=f"delete {final} and run the download again")
-            _write_sidecar(final, dump, url, got, source, date)
-            log.info("%s: already downloaded%s", final, f"; SHA-1 matches {source}" if expected else "")
-            return final
-        _transfer(session, url, part, dump.size, timeout, max_resumes, backoff_factor)
+        dump = (_resolve_latest(main, csum, wiki, kinds[0]) if date == "latest" else
+                _describe(main, csum, wiki, date, "--date", kinds[0]))
+        # the index comes from the dump's own run (the date just resolved): an index of another run does not fit
+        files = [dump] + [_describe(main, csum, wiki, dump.date, dump.resolved_from, k) for k in kinds[1:]]
+        return [_fetch(session, main, csum, f, out, verify=verify, requested=date, timeout=timeout,
+                       max_resumes=max_resumes, backoff_factor=backoff_factor) for f in files][0]
+
+
+def _fetch(session, main: _Server, csum: _Server, dump: _Dump, out: Path, *, verify: bool, requested: str, timeout,
+           max_resumes: int, backoff_factor: float) -> Path:
+    """One described file into ``out``: returned at once when verified before, else resumed from its ``.part``,
+    checked against the published size and SHA-1, renamed into place and recorded in its sidecar."""
+    final, part = out / dump.name, out / (dump.name + ".part")
+    url = main.url(dump.wiki, dump.date, dump.name)  # not dumpstatus's "url": it is relative to the main server's root
+    rec = _verified_record(final)
+    if rec is not None:
+        return _recheck(final, rec)
+    expected, source = _published_sha1(main, csum, dump) if verify else (None, None)
+    if final.is_file():  # downloaded before the sidecar existed (or by hand): verify it like a fresh download
+        got = file_digest(final, "sha1")
+        if expected is not None and got != expected:
+            raise DownloadError(f"{final}: SHA-1 {got} does not match the published {expected} ({source})",
+                                fix=f"delete {final} and run the download again")
+        _write_sidecar(final, dump, url, got, source, requested)
+        log.info("%s: already downloaded%s", final, f"; SHA-1 matches {source}" if expected else "")
+        return final
+    _transfer(session, url, part, dump.size, timeout, max_resumes, backoff_factor)
     got_size = part.stat().st_size
     if dump.size is not None and got_size != dump.size:
         part.unlink()
@@ -588,7 +626,7 @@ def download_dump(wiki: str = "kowiki", date: str = "latest", out_dir: str | Pat
                             f"downloaded .part was deleted", fix="run the download again (or use another --base-url "
                                                                  "mirror)")
     os.replace(part, final)
-    _write_sidecar(final, dump, url, got, source, date)
+    _write_sidecar(final, dump, url, got, source, requested)
     if expected is not None:
         log.info("%s: %s bytes, SHA-1 %s verified against %s", final, f"{got_size:,}", got, source)
     else:

@@ -7,7 +7,9 @@ them) with a ``text`` column (one document per row, one paragraph per line) and 
 read through ``datasets`` (see :func:`iter_hf`).
 
 All readers yield :class:`RawPage` in source order with a running ordinal ``ord`` (used for sharding: shard ``i`` of
-``n`` handles ordinals ``ord % n == i``, so any shard count sees the same pages in the same order). Bad input
+``n`` handles ordinals ``ord % n == i``, so any shard count sees the same pages in the same order; a multistream
+dump with its index is read one run of bz2 streams per shard instead, its pages numbered as in the whole dump --
+:func:`iter_dump`, :mod:`koroberta.corpus.multistream`). Bad input
 raises :class:`~koroberta.errors.InputError` naming the file and the fix; a truncated compressed stream reports how
 far it got.
 """
@@ -26,11 +28,14 @@ import pyexpat
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, TYPE_CHECKING, Callable, Iterator
 
 from koroberta import encoding as enc
 from koroberta.config import available_cpus
 from koroberta.errors import ConfigError, DependencyError, InputError
+
+if TYPE_CHECKING:
+    from koroberta.corpus.multistream import StreamRange
 
 log = logging.getLogger("koroberta.corpus")
 
@@ -55,6 +60,7 @@ class ReadStats:
     pages: int = 0
     invalid_utf8: int = 0
     dbname: str | None = None
+    compressed_bytes: int | None = None  # bytes of a dump file decoded (a multistream shard: its own streams)
 
 
 def compression_of(path: Path) -> str | None:
@@ -382,58 +388,135 @@ def _raw_page(fields: dict[str, object], ordinal: int) -> RawPage:
                    text=str(fields.get("text", "")), redirect=bool(fields.get("redirect", False)))
 
 
-def iter_dump(path: Path, stats: ReadStats, *, dbname: str = "kowiki",
-              decompress_threads: int = 1) -> Iterator[RawPage]:
+def iter_dump(path: Path, stats: ReadStats, *, dbname: str = "kowiki", decompress_threads: int = 1,
+              streams: "StreamRange | None" = None) -> Iterator[RawPage]:
     """Stream the ``<page>`` elements of a MediaWiki export (expat: C speed, full well-formedness checking).
-    ``decompress_threads`` > 1 decodes a ``.bz2`` dump in parallel (see :func:`_open_dump`)."""
+    ``decompress_threads`` > 1 decodes a ``.bz2`` dump in parallel (see :func:`_open_dump`).
+
+    ``streams`` (a :class:`~koroberta.corpus.multistream.StreamRange` of a multistream dump): decode only the
+    header stream and that range of streams (plus a ``</mediawiki>`` of our own where the range stops before the
+    file's last stream), give the pages their ordinals in the whole dump (``streams.ord_base`` onwards), and check
+    them against the index: the same page ids in the same order, as many as it lists. ``stats.compressed_bytes``:
+    the bytes of the file decoded."""
     kind = compression_of(path)
     parser = pyexpat.ParserCreate(namespace_separator="}")
     parser.buffer_text = True  # one data callback per text run, not one per line / entity
     parser.buffer_size = 1 << 20
     pages = _PageCollector(parser, path, dbname)
-    ordinal = 0
+    ordinal = first = streams.ord_base if streams is not None else 0
+    ids = streams.page_ids if streams is not None else None
     with contextlib.ExitStack() as stack:
         try:
-            stream, consumed = _open_dump(path, kind, decompress_threads, stack)
+            if streams is None:
+                stream, consumed = _open_dump(path, kind, decompress_threads, stack)
+            else:
+                stream, consumed = _open_streams(streams, decompress_threads, stack)
         except _DECODE_ERRORS as e:
             raise InputError(f"cannot open the {kind} stream ({e})", path=path,
                              fix="re-download it with `koroberta corpus download` and verify the checksum") from None
+        tail = b"" if streams is None or streams.to_eof else b"</mediawiki>\n"
         while True:
             try:
                 chunk = stream.read(1 << 20)
             except _DECODE_ERRORS as e:
-                at, size = consumed(), path.stat().st_size
-                reason = str(e)
-                if reason in ("", "std::exception"):  # indexed_bzip2 says no more than this on a cut-off stream
-                    reason = "the data ends before the end-of-stream marker" if at >= size else "damaged data"
-                raise InputError(f"truncated or corrupt {kind} stream after {at / 1e6:.1f} MB of "
-                                 f"{size / 1e6:.1f} MB ({ordinal:,} pages read: {reason})", path=path,
-                                 fix="re-download it with `koroberta corpus download` (it resumes) and verify "
-                                     "the checksum") from None
+                raise _decode_error(path, kind, e, consumed(), ordinal - first, streams) from None
             if not chunk:
-                break
+                if not tail:
+                    break
+                chunk, tail = tail, b""  # the range ends before </mediawiki>: close the document expat sees
             try:
                 parser.Parse(chunk, False)
             except pyexpat.ExpatError as e:
+                if streams is not None:
+                    raise _index_mismatch(streams, f"the XML of bytes {streams.start:,}-{streams.end:,} is not "
+                                                   f"well-formed ({e}) after {ordinal - first:,} pages") from None
                 raise InputError(f"not well-formed XML ({e}; {ordinal + len(pages.done):,} pages read)", path=path,
                                  fix="the file is damaged or not a MediaWiki dump; re-download it") from None
             stats.dbname = pages.dbname_seen
             done, pages.done = pages.done, []
             for fields in done:
                 page = _raw_page(fields, ordinal)
+                if ids is not None:
+                    _check_indexed(streams, ids, ordinal - first, str(fields.get("id", "")).strip())
                 ordinal += 1
-                stats.pages = ordinal
+                stats.pages = ordinal - first
                 yield page
         try:
             parser.Parse(b"", True)
         except pyexpat.ExpatError as e:
+            if streams is not None:
+                raise _index_mismatch(streams, f"the XML of bytes {streams.start:,}-{streams.end:,} ends early ({e}) "
+                                               f"after {ordinal - first:,} pages") from None
             raise InputError(f"XML ends early ({e}; {ordinal:,} pages read)", path=path,
                              fix="the dump is truncated; re-download it with `koroberta corpus download`") from None
+        stats.compressed_bytes = consumed()
     if pages.root is None:
         raise InputError("empty dump (no XML content)", path=path, fix="re-download the dump")
+    if ids is not None:
+        if ordinal - first != len(ids):
+            raise _index_mismatch(streams, f"the index lists {len(ids):,} pages in bytes {streams.start:,}-"
+                                           f"{streams.end:,}, the dump holds {ordinal - first:,} there")
+        return
     if not ordinal:
         raise InputError("dump holds no <page> elements", path=path,
                          fix="use a pages-articles dump (this may be a stub or siteinfo-only file)")
+
+
+def _open_streams(streams: "StreamRange", threads: int,
+                  stack: contextlib.ExitStack) -> tuple[IO[bytes], Callable[[], int]]:
+    """The decompressed header stream + range of streams of a multistream dump, and the compressed bytes read.
+
+    The decoders read a :class:`~koroberta.corpus.multistream.SegmentReader`: a concatenation of whole bz2 streams
+    is a valid multi-stream ``.bz2``. ``indexed_bzip2`` takes it as a file object, ``threads`` as for a whole dump
+    (:func:`_open_dump`; bench/results/multistream.md compares it with the stdlib decoder, the fallback)."""
+    from koroberta.corpus.multistream import SegmentReader
+
+    raw = stack.enter_context(SegmentReader(streams.dump, [(0, streams.header_end), (streams.start, streams.end)]))
+    if not _FORCE_STDLIB_BZ2:
+        try:
+            import indexed_bzip2
+        except ImportError:
+            pass
+        else:
+            threads = max(1, min(threads, available_cpus()))
+            fast = stack.enter_context(contextlib.closing(indexed_bzip2.open(raw, parallelization=threads)))
+            return fast, lambda: raw.bytes_read
+    return stack.enter_context(bz2.BZ2File(raw)), lambda: raw.bytes_read
+
+
+def _decode_error(path: Path, kind: str | None, e: BaseException, at: int, pages_read: int,
+                  streams: "StreamRange | None") -> InputError:
+    reason = str(e)
+    if streams is not None:  # an offset of the index that is no stream start decodes as garbage
+        return _index_mismatch(streams, f"the bytes {streams.start:,}-{streams.end:,} it names do not decode as bz2 "
+                                        f"streams ({reason or type(e).__name__}; {pages_read:,} pages read)")
+    size = path.stat().st_size
+    if reason in ("", "std::exception"):  # indexed_bzip2 says no more than this on a cut-off stream
+        reason = "the data ends before the end-of-stream marker" if at >= size else "damaged data"
+    return InputError(f"truncated or corrupt {kind} stream after {at / 1e6:.1f} MB of {size / 1e6:.1f} MB "
+                      f"({pages_read:,} pages read: {reason})", path=path,
+                      fix="re-download it with `koroberta corpus download` (it resumes) and verify the checksum")
+
+
+def _index_mismatch(streams: "StreamRange", what: str) -> InputError:
+    from koroberta.corpus.multistream import FIX_INDEX
+
+    return InputError(f"stream index does not fit {streams.dump.name}: {what}", path=streams.index, fix=FIX_INDEX)
+
+
+def _check_indexed(streams: "StreamRange", ids: list[str], k: int, pid: str) -> None:
+    """Page ``k`` of the range has the id the index lists for it (a page past the listed ones is a mismatch)."""
+    if k < len(ids) and ids[k] == pid:
+        return
+    at, n = streams.end, 0
+    for off, cnt in streams.streams:  # the stream the index places page k in, for the message
+        if k < n + cnt:
+            at = off
+            break
+        n += cnt
+    want = f"page id {ids[k]}" if k < len(ids) else f"only {len(ids):,} pages"
+    raise _index_mismatch(streams, f"page {k + 1:,} of bytes {streams.start:,}-{streams.end:,} has id {pid or '?'} "
+                                   f"in the dump, the index lists {want} (stream at byte {at:,})")
 
 
 def _decode_lines(path: Path, stats: ReadStats, encoding: str = enc.UTF8) -> Iterator[str]:
@@ -445,17 +528,17 @@ def _decode_lines(path: Path, stats: ReadStats, encoding: str = enc.UTF8) -> Ite
     try:
         with open_binary(path) as f:
             if not enc.is_utf8(encoding):
-                yield from enc.iter_decoded_lines(f, encoding, path)
+                # the bound of the UTF-8 path below, in characters: a line-less file is never held whole either
+                yield from enc.iter_decoded_lines(f, encoding, path, max_line_chars=MAX_DOC_CHARS + 1,
+                                                  too_long=lambda n: _line_too_long(path, n, f"{MAX_DOC_CHARS:,} "
+                                                                                             "characters"))
                 return
             guard = None
             # readline with a limit, not `for raw in f`: a file without line breaks would otherwise be read into
             # memory whole as one line before anything could look at it (+15 ms per 100 MB of text, measured)
             for lineno, raw in enumerate(iter(functools.partial(f.readline, _LINE_LIMIT), b""), 1):
                 if len(raw) == _LINE_LIMIT and not raw.endswith(b"\n"):
-                    raise InputError(f"line {lineno:,} runs over {_LINE_LIMIT / 1e6:.0f} MB without a line break, "
-                                     f"more than any document may hold ({MAX_DOC_CHARS:,} characters)", path=path,
-                                     fix="break the text into lines: one paragraph per line (plain text: a blank "
-                                         "line between documents, or `documents: line` for one document per line)")
+                    raise _line_too_long(path, lineno, f"{_LINE_LIMIT / 1e6:.0f} MB")
                 try:
                     yield raw.decode("utf-8")
                 except UnicodeDecodeError:
@@ -468,6 +551,13 @@ def _decode_lines(path: Path, stats: ReadStats, encoding: str = enc.UTF8) -> Ite
     except (EOFError, lzma.LZMAError, OSError) as e:
         raise InputError(f"truncated or corrupt compressed file ({e})", path=path,
                          fix="re-create or re-download it") from None
+
+
+def _line_too_long(path: Path, lineno: int, bound: str) -> InputError:
+    return InputError(f"line {lineno:,} runs over {bound} without a line break, more than any document may hold "
+                      f"({MAX_DOC_CHARS:,} characters)", path=path,
+                      fix="break the text into lines: one paragraph per line (plain text: a blank line between "
+                          "documents, or `documents: line` for one document per line)")
 
 
 _DOC_OPEN = re.compile(r'<doc\s+id="([^"]*)"(?:\s+url="[^"]*")?(?:\s+title="([^"]*)")?[^>]*>')
@@ -835,10 +925,12 @@ def iter_hf(source: Path, kind: str, stats: ReadStats) -> Iterator[RawPage]:
 
 
 def iter_source(source: Path, stats: ReadStats, *, dbname: str = "kowiki",
-                decompress_threads: int = 1, encoding: str = enc.UTF8, documents: str = "blank") -> Iterator[RawPage]:
+                decompress_threads: int = 1, encoding: str = enc.UTF8, documents: str = "blank",
+                streams: "StreamRange | None" = None) -> Iterator[RawPage]:
     """Dispatch on the detected format (see the module docstring). ``encoding`` other than UTF-8 (``corpus.encoding``):
     a text / WikiExtractor source decoded with that codec (:func:`check_source_encoding` refuses what does not fit).
-    ``documents``: how plain text is cut into documents, ``blank`` (a blank line between them) or ``line``."""
+    ``documents``: how plain text is cut into documents, ``blank`` (a blank line between them) or ``line``.
+    ``streams``: a multistream dump's shard, read alone (:func:`iter_dump`); refused for any other source."""
     text_reader = iter_text_lines if documents == "line" else iter_text
     if not enc.is_utf8(encoding):
         kind, files = _codec_text_source(source, encoding)
@@ -855,7 +947,12 @@ def iter_source(source: Path, stats: ReadStats, *, dbname: str = "kowiki",
         if source.is_dir():
             raise InputError("a directory of XML dumps is not supported", path=source,
                              fix="pass one .xml.bz2 file (or shard over pages with --shard/--num-shards)")
-        return iter_dump(source, stats, dbname=dbname, decompress_threads=decompress_threads)
+        return iter_dump(source, stats, dbname=dbname, decompress_threads=decompress_threads, streams=streams)
+    if streams is not None:
+        what = _KIND_WORDS.get(fmt, "plain text")
+        raise InputError(f"a stream index lies next to it ({streams.index.name}), but it is {what}, not a MediaWiki "
+                         "dump", path=source,
+                         fix=f"move {streams.index} away: only a multistream .xml.bz2 dump is read by streams")
     files = list_dir_files(source) if source.is_dir() else [source]
     if fmt == "wikiextractor":
         return iter_wikiextractor(files, stats)

@@ -3,15 +3,17 @@
     out_dir/extract[-IIIII-of-NNNNN]/docs.jsonl     pages -> cleaned documents (ord, id, title, text); per shard
     out_dir/extract-<name>[-IIIII-of-NNNNN]/        several sources: the same per source (each its own ord)
     out_dir/clean/docs.jsonl                        shards merged in page order, exact duplicates removed
-    out_dir/sentences[-IIIII-of-NNNNN]/sentences.jsonl   kss sentence split; per shard (doc index % N)
+    out_dir/sentences[-IIIII-of-NNNNN]/sentences.jsonl   kss sentence split; per shard (a byte range of clean's)
     out_dir/split/{train,valid,test}.txt            by hash(salt, page id); report.md + histogram PNGs
     out_dir/split/valid_<name>.txt                  several sources: each source's valid documents (per-domain loss)
     out_dir/split/hf/{train,valid,test}.parquet     the same documents as a Hugging Face dataset (id, title, sentences)
 
-Sharding: shard ``i`` of ``n`` takes pages with ``ord % n == i`` (extract) and documents with
-``index % n == i`` (sentences); the merge steps interleave the shards back into source order, so the final files
-are byte-identical for any shard count (tested). The train/valid/test assignment hashes the page id, so it does not
-depend on shard count or order either.
+Sharding: shard ``i`` of ``n`` takes pages with ``ord % n == i`` (extract; a multistream dump with its index next
+to it: the ``i``-th run of whole bz2 streams, each page with its ordinal in the whole dump -- see
+:mod:`koroberta.corpus.multistream`) and the documents starting in the ``i``-th byte range of ``clean/docs.jsonl``
+(sentences); the merge steps interleave the shards back into source order by ordinal and byte offset, so the final
+files are byte-identical for any shard count (tested). The train/valid/test assignment hashes the page id, so it does
+not depend on shard count or order either.
 
 Each step returns at once when its directory is complete for the same config fields and input fingerprints.
 """
@@ -19,6 +21,7 @@ Each step returns at once when its directory is complete for the same config fie
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gc
 import hashlib
 import heapq
@@ -35,6 +38,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from koroberta.artifacts import SPLITS, StageOutput, check_output_location, read_manifest, skip_if_complete
 from koroberta.progress import progress_bar
 from koroberta.corpus.config import (CLEAN_FIELDS, EXTRACT_FIELDS, SENTENCE_FIELDS, SPLIT_FIELDS, CorpusConfig)
+from koroberta.corpus.prune import must_redo, prune_intermediates, require_data
 from koroberta.errors import ConfigError, DependencyError, InputError
 
 log = logging.getLogger("koroberta.corpus")
@@ -56,6 +60,28 @@ def check_corpus_dir(out_dir: Path, *, overwrite: bool, source: str | Path | Non
     a multi-source corpus's ``extract-<name>/`` directories are ``extract`` steps (``NAME-…`` matches)."""
     check_output_location(out_dir, "corpus", {"source": source, **(inputs or {})}, overwrite=overwrite,
                           nested_ok=("corpus",), own_names=STEP_NAMES)
+
+
+_stage_said: contextvars.ContextVar[bool] = contextvars.ContextVar("koroberta_corpus_stage_said", default=False)
+
+
+@contextlib.contextmanager
+def stage_needs_said() -> Iterator[None]:
+    """Within it (``corpus build``, ``koroberta run``), the stage's needs line was logged for the whole stage, so
+    the steps do not log their own; a step command run alone (a SLURM array task) logs its step's."""
+    token = _stage_said.set(True)
+    try:
+        yield
+    finally:
+        _stage_said.reset(token)
+
+
+def _announce_step(step: str, needs: Any, out: Path) -> None:
+    """A step's needs line (:mod:`koroberta.resources`) when it runs alone and has work to do."""
+    if needs is not None and not _stage_said.get():
+        from koroberta.resources import announce
+
+        announce(log, f"corpus {step}", needs, out)
 
 
 def shard_name(step: str, shard: int, num_shards: int) -> str:
@@ -238,9 +264,25 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
     if not source.exists():
         raise InputError("source not found" if spec is None else f"source {source_name!r} not found", path=source,
                          fix="pass an existing dump, WikiExtractor output or text file")
-    if skip_if_complete(final, "corpus.extract", conf, inputs, force=force, log=log):
+    index = None
+    if num_shards > 1:
+        from koroberta.corpus.multistream import index_for
+
+        # a multistream dump with its index next to it: each shard decodes only its own streams
+        # (koroberta.corpus.multistream); otherwise each reads everything and keeps ord % num_shards. Identity: a
+        # shard of one kind is never taken for one of the other, nor a stream shard for one of another index
+        index = index_for(source)
+        conf["shard_by"] = "ord" if index is None else "streams"
+        if index is not None:
+            inputs["index"] = index
+    if not must_redo(final) and skip_if_complete(final, "corpus.extract", conf, inputs, force=force, log=log):
         return final
     check_source_encoding(source, cfg.encoding)  # CP949/UTF-16/not UTF-8: refused before any directory exists
+    if spec is None:  # a source of `sources:` is announced by extract_sources, once for the task's sources
+        from koroberta.resources import extract_needs
+
+        _announce_step("extract", extract_needs(cfg, {"source": source}, workers, num_shards), Path(out_dir))
+    streams = _stream_range(source, index, shard, num_shards)
     opt = {k: getattr(cfg, k) for k in ("keep_disambiguation", "drop_sections", "normalization", "min_line_chars",
                                         "min_chars", "special_literals")}
     if spec is not None:
@@ -253,11 +295,13 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
         bar = _progress(f"extract {source_name + ' ' if spec else ''}{shard}/{num_shards}", "page")
         # the reader decodes bz2 with as many threads as there are cleaning workers, so it keeps up with them
         pages = iter_source(source, rstats, dbname=cfg.dbname, decompress_threads=workers, encoding=cfg.encoding,
-                            documents=spec["documents"] if spec else cfg.documents)
+                            documents=spec["documents"] if spec else cfg.documents, streams=streams)
         excluded = open(st.tmp / "excluded.jsonl", "w", encoding="utf-8", newline="\n") if spec else None
         try:
             with open(st.tmp / "docs.jsonl", "w", encoding="utf-8", newline="\n") as out, _pool(workers) as pool:
-                tasks = _batches(pages, shard, num_shards, drops, opt)
+                # a stream shard's reader yields its own pages only: nothing to skip by ordinal
+                tasks = (_batches(pages, 0, 1, drops, opt) if streams is not None else
+                         _batches(pages, shard, num_shards, drops, opt))
                 results = pool.imap(_clean_batch, tasks) if pool else map(_clean_batch, tasks)
                 for res in results:
                     for line, reason, nchars, nlit, *more in res:
@@ -288,7 +332,9 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
         st.stats.update({"pages_read": rstats.pages, "pages_in_shard": sum(drops.values()) + kept,
                          "documents": kept, "characters": chars, "dropped": dict(sorted(drops.items())),
                          "repaired": {"special_token_literals_removed": literals},
-                         "invalid_utf8_replaced": rstats.invalid_utf8, "dbname": rstats.dbname})
+                         "invalid_utf8_replaced": rstats.invalid_utf8, "dbname": rstats.dbname,
+                         # what this shard decoded of a dump file: about 1/num_shards of it when sharded by streams
+                         "shard_by": conf.get("shard_by"), "compressed_bytes_read": rstats.compressed_bytes})
         if spec is not None:
             # what the profile saw (cleaned, non-empty documents) and what it did: edits (boilerplate lines, repeats,
             # pii_* replacements) and drops by filter name (in "dropped" with the cleaning's own reasons)
@@ -300,6 +346,25 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
     return final
 
 
+def _stream_range(source: Path, index: Path | None, shard: int, num_shards: int):
+    """The :class:`~koroberta.corpus.multistream.StreamRange` a stream shard decodes (``index`` given), else None --
+    after one warning when a sharded dump has no index, so each shard decodes all of it."""
+    from koroberta.corpus.multistream import expected_index_name, shard_range
+    from koroberta.corpus.sources import detect_format
+
+    if index is not None:
+        rng = shard_range(index, source, shard, num_shards)
+        log.info("extract %d/%d: streams at bytes %s-%s of %s (%d pages, by %s)", shard, num_shards,
+                 f"{rng.start:,}", f"{rng.end:,}", source.name, len(rng.page_ids), index.name)
+        return rng
+    if num_shards > 1 and source.is_file() and detect_format(source) == "dump":
+        log.warning("%s: no stream index next to it (%s): each of the %d shards decodes the whole dump and keeps "
+                    "every %d-th page (%dx the reader's CPU); use the multistream dump and its index (`koroberta "
+                    "corpus download --multistream`) to have each shard decode only its own streams", source,
+                    expected_index_name(source), num_shards, num_shards, num_shards)
+    return None
+
+
 # -- clean (merge + dedup) ---------------------------------------------------------------------------------------------
 def _read_jsonl(path: Path) -> Iterator[dict]:
     with open(path, encoding="utf-8") as f:
@@ -308,11 +373,28 @@ def _read_jsonl(path: Path) -> Iterator[dict]:
 
 
 def _read_jsonl_shard(path: Path, shard: int, num_shards: int) -> Iterator[tuple[int, dict]]:
-    """(line index, record) for the lines with ``index % num_shards == shard``; other lines are not parsed."""
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i % num_shards == shard:
+    """(position, record) of the lines of shard ``shard`` of ``num_shards``: one shard, every line with its line
+    index; several, the lines that start in the ``shard``-th of ``num_shards`` equal byte ranges of the file, each
+    with its byte offset -- a shard reads its own range only (plus the end of the line running into it), and the
+    offsets, like line indices, grow in document order, so the split's merge by them restores that order."""
+    if num_shards == 1:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f):
                 yield i, json.loads(line)
+        return
+    size = path.stat().st_size
+    lo, hi = size * shard // num_shards, size * (shard + 1) // num_shards
+    with open(path, "rb") as f:
+        pos = lo
+        if lo:
+            f.seek(lo - 1)
+            pos += len(f.readline()) - 1  # to the start of the first line starting at or after lo
+        while pos < hi:
+            line = f.readline()
+            if not line:
+                break
+            yield pos, json.loads(line)
+            pos += len(line)
 
 
 def _shard_dirs(out_dir: Path, step: str, num_shards: int, stage: str, *, what: str | None = None,
@@ -327,6 +409,15 @@ def _shard_dirs(out_dir: Path, step: str, num_shards: int, stage: str, *, what: 
                          f"{missing[0]})", path=out_dir,
                          fix=f"run `koroberta corpus {command or step + ' ...'} --shard {missing[0]} "
                              f"--num-shards {num_shards}` for each missing shard, then run this command again")
+    # shards cut in different ways (by ordinal and by streams, by line and by bytes) do not interleave
+    kinds = [read_manifest(d)["config"].get("shard_by") for d in dirs]
+    if len(set(kinds)) > 1:
+        odd = next(i for i, k in enumerate(kinds) if k != kinds[0])
+        raise InputError(f"{what or step} shards 0 and {odd} were cut differently (shard_by {kinds[0]} and "
+                         f"{kinds[odd]}: one made with a stream index next to the dump and one without, or by another "
+                         "koroberta version), so they do not interleave", path=out_dir,
+                         fix=f"run `koroberta corpus {command or step + ' ...'} --shard I --num-shards {num_shards}` "
+                             "again for every shard (those of the other kind are redone), then this command")
     return dirs
 
 
@@ -348,8 +439,12 @@ def clean(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     final = out_dir / "clean"
     conf = cfg.part(*CLEAN_FIELDS)
     inputs = {f"extract{i}": d for i, d in enumerate(shards)}
-    if skip_if_complete(final, "corpus.clean", conf, inputs, force=force, log=log):
+    if not must_redo(final) and skip_if_complete(final, "corpus.clean", conf, inputs, force=force, log=log):
         return final
+    require_data(shards, "the clean step")
+    from koroberta.resources import corpus_step_needs
+
+    _announce_step("clean", corpus_step_needs(cfg, "clean", out_dir), out_dir)
     drops: dict[str, int] = {}
     repairs: dict[str, int] = {}
     for d in shards:
@@ -479,8 +574,12 @@ def clean_sources(cfg: CorpusConfig, out_dir: Path, *, num_shards: int = 1, deco
     # keyed by directory name: one machine's keys (extract-<name>) stay what they were, so its clean stays complete
     inputs: dict[str, Path] = {d.name: d for n in names for d in dirs[n]}
     inputs.update({f"decontaminate.{i}": Path(p) for i, p in enumerate(decontaminate)})
-    if skip_if_complete(final, "corpus.clean", conf, inputs, force=force, log=log):
+    if not must_redo(final) and skip_if_complete(final, "corpus.clean", conf, inputs, force=force, log=log):
         return final
+    require_data([d for n in names for d in dirs[n]], "the clean step")
+    from koroberta.resources import corpus_step_needs
+
+    _announce_step("clean", corpus_step_needs(cfg, "clean", out_dir), out_dir)
     check_dedup_memory(cfg, sum(read_manifest(d)["stats"]["documents"] for n in names for d in dirs[n]), final)
     items = load_items([Path(p) for p in decontaminate]) if decontaminate else []
     decon = Decontaminator(items) if items else None
@@ -603,9 +702,10 @@ def check_backend(backend: str) -> None:
 
 def sentences(cfg: CorpusConfig, out_dir: str | Path, *, shard: int = 0, num_shards: int = 1, workers: int = 1,
               force: bool = False, overwrite: bool = False) -> Path:
-    """kss-split the documents of ``clean/docs.jsonl`` with ``index % num_shards == shard``; writes
-    ``sentences.jsonl`` with ``{"idx","id","sentences"}`` per document (empty documents are kept as such so
-    every shard's indices stay aligned)."""
+    """kss-split the documents of shard ``shard`` of ``clean/docs.jsonl`` (:func:`_read_jsonl_shard`: one shard reads
+    all of it, several read a byte range each); writes ``sentences.jsonl`` with ``{"idx","id","sentences"}`` per
+    document, ``idx`` its position in ``docs.jsonl`` (the split merges the shards by it; empty documents are kept
+    as such)."""
     _check_shard(shard, num_shards)
     check_backend(cfg.backend)
     out_dir = Path(out_dir)
@@ -617,16 +717,24 @@ def sentences(cfg: CorpusConfig, out_dir: str | Path, *, shard: int = 0, num_sha
                          fix="run `koroberta corpus clean OUT_DIR` (after all extract shards) first")
     final = out_dir / shard_name("sentences", shard, num_shards)
     conf = {**cfg.part(*SENTENCE_FIELDS), "shard": shard, "num_shards": num_shards}
+    if num_shards > 1:  # byte ranges and byte-offset idx: a shard cut by line index % n (before) is redone
+        conf["shard_by"] = "bytes"
     inputs = {"clean": clean_dir}
-    if skip_if_complete(final, "corpus.sentences", conf, inputs, force=force, log=log):
+    if not must_redo(final) and skip_if_complete(final, "corpus.sentences", conf, inputs, force=force, log=log):
         return final
+    require_data([clean_dir], "the sentences step")
+    from koroberta.resources import corpus_step_needs
+
+    _announce_step("sentences", corpus_step_needs(cfg, "sentences", out_dir, workers=workers,
+                                                  num_shards=num_shards), out_dir)
     total = clean_manifest["stats"]["documents"]
-    n_sent = 0
+    n_sent = n_docs = 0
     with StageOutput(final, stage="corpus.sentences", config=conf, inputs=inputs, overwrite=overwrite) as st:
         tasks = ((i, r["id"], r["title"], r["text"], cfg.backend, r.get("source"))
                  for i, r in _read_jsonl_shard(clean_dir / "docs.jsonl", shard, num_shards))
+        # a byte range's document count is known once it is read
         bar = _progress(f"sentences {shard}/{num_shards} ({cfg.backend})", "doc",
-                        total=len(range(shard, total, num_shards)))
+                        total=total if num_shards == 1 else None)
         with open(st.tmp / "sentences.jsonl", "w", encoding="utf-8", newline="\n") as out, \
                 _pool(workers, init_kss) as pool:
             results = pool.imap(_split_doc, tasks, chunksize=8) if pool else map(_split_doc, tasks)
@@ -639,9 +747,10 @@ def sentences(cfg: CorpusConfig, out_dir: str | Path, *, shard: int = 0, num_sha
                     rec["source"] = source
                 out.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n_sent += len(sents)
+                n_docs += 1
                 bar.update(1)
         bar.close()
-        st.stats.update({"documents": len(range(shard, total, num_shards)), "sentences": n_sent,
+        st.stats.update({"documents": n_docs, "sentences": n_sent,
                          "backend": cfg.backend})
     return final
 
@@ -700,7 +809,12 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
         conf["per_source_valid"] = 1  # valid_<name>.txt: a split made before they existed is redone
     inputs = {f"sentences{i}": d for i, d in enumerate(shards)}
     if skip_if_complete(final, "corpus.split", conf, inputs, force=force, log=log):
+        _prune(cfg, out_dir)
         return final
+    require_data(shards, "the split step")
+    from koroberta.resources import corpus_step_needs
+
+    _announce_step("split", corpus_step_needs(cfg, "split", out_dir), out_dir)
     clean_m = read_manifest(out_dir / "clean")
     extract_drops = (clean_m or {}).get("stats", {}).get("dropped", {})
     extract_repairs = (clean_m or {}).get("stats", {}).get("repaired", {})
@@ -803,4 +917,12 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
             write_report(st.tmp, st.stats, doc_lens, sent_lens,
                          clean_sources=(clean_m or {}).get("stats", {}).get("sources") if multi else None)
     log.info("split: documents %s, sentences %s", docs, sents)
+    _prune(cfg, out_dir)
     return final
+
+
+def _prune(cfg: CorpusConfig, out_dir: Path) -> None:
+    """The whole stage is complete once split/ is: its intermediates go unless the user keeps them
+    (:mod:`koroberta.corpus.prune`)."""
+    if not cfg.keep_intermediates:
+        prune_intermediates(out_dir)

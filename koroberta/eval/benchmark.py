@@ -113,6 +113,10 @@ def _run(cfg: EvalConfig, task: Task, mdir: Path, files: dict[str, Path | None],
     saved = None
     # rust_write_errors: a full disk under safetensors/tokenizers' writers reaches StageOutput as an OSError
     with StageOutput(out, stage=stage, config=cfg, inputs=inputs, overwrite=overwrite) as st, rust_write_errors():
+        from koroberta.resources import announce, finetune_needs, hf_params, model_files_bytes
+
+        announce(log, stage, finetune_needs(cfg, params=hf_params(mdir)[0], tokenizer_bytes=model_files_bytes(mdir)),
+                 out)  # the first line: once the output is taken
         runs = []
         for seed in cfg.seed_list:
             torch.manual_seed(seed)  # the head init and dropout draw from torch's RNG

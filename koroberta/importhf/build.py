@@ -47,6 +47,9 @@ def import_hf(cfg: ImportHFConfig, hf_dir: str | Path, out_dir: str | Path, *, p
     model = read_hf_model(src)
     sentences = read_parity_lines(ptext, cfg.parity_sentences)
     with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
+        from koroberta.resources import announce, importhf_needs
+
+        announce(log, STAGE, importhf_needs(src), out)  # the first line: once the output is taken
         rec = write_vocab(src, st.tmp, model.rows)
         args = model_args(model)
         state = fairseq_state_dict(model)

@@ -323,6 +323,23 @@ def _route_piece_text(pieces: Path, cursor: _RunCursor, dsts: list[Path],
     counts.check_nonempty(cursor.src)
     return (np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)), counts
 
+
+def _announce_needs(cfg: PreprocessConfig, split_dir: Path, texts: dict[str, Path], vocab: PreprocessVocab,
+                    workers: int, out: Path) -> None:
+    """The stage's needs line (:mod:`koroberta.resources`): the split's text from its manifest (counted where it has
+    none), the vocabulary's rows and the tokenizer files copied into the data-bin."""
+    from koroberta.resources import announce, count_text, preprocess_needs, split_text
+
+    text = split_text(split_dir) or count_text(list(texts.values()))
+    train = split_text(split_dir, ("train",)) or count_text([texts["train"]])
+    tok = vocab.hf.tokenizer_json.parent if vocab.hf is not None else vocab.spm_model
+    size = (sum(p.stat().st_size for p in tok.rglob("*") if p.is_file()) if tok is not None and tok.is_dir()
+            else tok.stat().st_size if tok is not None else 0)
+    announce(log, STAGE, preprocess_needs(cfg, text, train, rows=vocab.rows,
+                                          vocab_bytes=size + vocab.dict_txt.stat().st_size
+                                          * (1 + (cfg.shards if cfg.shards > 1 else 0)), workers=workers), out)
+
+
 def preprocess(cfg: PreprocessConfig, split_dir: str | Path, vocab_dir: str | Path, out_dir: str | Path, *,
                workers: int = 1, force: bool = False, overwrite: bool = False, progress: bool = False) -> Path:
     """Encode ``split_dir/{train,valid,test}.txt`` with ``vocab_dir``'s tokenizer into a fairseq data-bin ``out_dir``.
@@ -373,6 +390,7 @@ def preprocess(cfg: PreprocessConfig, split_dir: str | Path, vocab_dir: str | Pa
     counts: _ShardCounts | None = None
     train_sizes: np.ndarray | None = None
     with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
+        _announce_needs(cfg, split_dir, texts, vocab, workers, out)  # the first line: once the output is taken
         t0 = time.perf_counter()
         for name in shards:
             (st.tmp / name).mkdir()

@@ -11,9 +11,22 @@ fairseq ids that also counts unknowns, and a table spelling every id as fairseq'
 ``fairseq-preprocess`` maps back to the same fairseq id).
 
 Speed comes from each library's batch API: one Python call per chunk of ``chunk_lines`` lines, the native side
-splits the batch over threads and returns results in input order, so order is preserved without any reordering
-logic and memory stays at one chunk (two with the prefetch below) whatever the input size. The per-line
-``multiprocessing.Pool.imap(EncodeAsPieces)`` recipe pays pickling + one Python call per line instead.
+splits the batch over threads and returns results in input order. The per-line ``multiprocessing.Pool.imap
+(EncodeAsPieces)`` recipe pays pickling + one Python call per line instead.
+
+sentencepiece: what is serial. Its native encode runs without the GIL, but turning its result into Python lists
+(one int object per piece) happens in the calling thread with the GIL held, and so does everything the writer then
+does per piece (flatten, id map, piece text). With more threads only the native part shrinks: on 16 cores the
+encode threads would wait on one core's worth of Python (bench/encode_scaling.py, bench/results/encode_scaling.md).
+So with at least :data:`PROCESS_MIN_THREADS` threads and an input of at least :data:`PROCESS_MIN_BYTES`,
+:class:`SpmEncoder` encodes in ``threads`` worker *processes*: each gets a chunk as one bytes object, encodes it
+single-threaded and returns exactly what the writer appends -- the .bin bytes, the line lengths, the unknown
+count, the largest id, the piece text if asked -- so per piece nothing is left on the main process; it reads,
+checks and repairs lines (the reader of :mod:`koroberta.textfile`, whose errors and line numbers stay where they
+were) and writes the results in input order. Otherwise (fewer threads; valid, test, a test's split) it encodes
+in-process: one executor thread runs the same per-chunk function with ``num_threads=threads``. Both give the same
+bytes (one function computes them; tests/preprocess/test_encode_parallel.py). Memory: ``2 x threads`` chunks in
+flight with processes, plus each worker's interpreter (numpy, sentencepiece, the model); two chunks in-process.
 
 Threads. sentencepiece takes the count per call (``num_threads``). ``tokenizers`` does not (its
 ``utils/parallelism.rs``; checked on 0.23.3): ``encode_batch`` runs on rayon's *global* pool whenever the
@@ -31,10 +44,13 @@ offsets, which nothing here reads; ``encode_batch`` where a tokenizers release l
 
 from __future__ import annotations
 
+import collections
 import logging
+import multiprocessing
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
+import signal
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +66,13 @@ from koroberta.textfile import Repairs, iter_line_chunks
 
 log = logging.getLogger("koroberta.preprocess")
 SPM_UNK = 0  # spm id of <unk> in our layout; it maps to fairseq UNK (3), not to 0 + OFFSET (= <pad>)
+# inputs from this size on are encoded in worker processes (module docstring): below it, starting the workers (and,
+# once per process, their fork server) costs about what they save
+PROCESS_MIN_BYTES = 16 << 20
+# ... given this many threads: the process path spends more CPU in all (each worker also decodes and converts its
+# chunk, and results travel), which on two cores costs more than the serial part it removes; from three on it wins
+# (bench/results/encode_scaling.md)
+PROCESS_MIN_THREADS = 3
 
 
 @dataclass
@@ -115,44 +138,155 @@ def _flat(ids: list[list[int]], lengths: np.ndarray) -> np.ndarray:
     return np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
 
 
-class SpmEncoder:
-    """sentencepiece: fairseq id = spm id + OFFSET, spm's ``<unk>`` (id 0) -> UNK. Use as a context manager (it
-    owns the thread that encodes the next chunk while the writer handles the current one)."""
+def _lengths(ids: list[list[int]]) -> np.ndarray:
+    return np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
 
-    def __init__(self, sp: Any, threads: int = 1) -> None:
-        self.sp, self.threads = sp, max(1, threads)
+
+@dataclass(frozen=True)
+class _Want:
+    """What a writer needs of each chunk: the .bin bytes in ``dtype`` (None: none), the piece text (``pieces``,
+    spelled by ``table``)."""
+
+    dtype: Any
+    pieces: bool
+    table: list[str]
+
+
+@dataclass
+class _Chunk:
+    """One encoded chunk, as the writers append it (computed by an encoder's worker where it can be)."""
+
+    lengths: np.ndarray  # pieces per line, no eos
+    unk: int
+    data: bytes | None  # fairseq ids, each line followed by its eos, as the .bin dtype
+    max_id: int  # largest id in data (-1: no data)
+    text: str | None  # piece text, one line per input line
+
+
+def _with_eos(flat: np.ndarray, lengths: np.ndarray, dtype: Any) -> tuple[bytes, int]:
+    """``flat`` fairseq ids as the .bin holds them (an eos after every line, as ``Dictionary.encode_line``
+    appends it) and their largest id: a running max over the chunk already in memory, no second pass over the .bin."""
+    sizes = lengths + 1
+    out = np.full(int(sizes.sum()), EOS, dtype=dtype)
+    is_piece = np.ones(len(out), dtype=bool)
+    is_piece[np.cumsum(sizes) - 1] = False  # np.cumsum(sizes): the position after each line's eos
+    out[is_piece] = flat
+    return out.tobytes(order="C"), int(out.max()) if len(out) else -1
+
+
+def _spm_chunk(sp: Any, table: list[str], lines: list[str], num_threads: int, dtype: Any, pieces: bool) -> _Chunk:
+    """Encode one chunk with sentencepiece (fairseq id = spm id + OFFSET, ``<unk>`` -> UNK) into what the writers
+    append. The one function both :class:`SpmEncoder` paths run, so the thread and the process path give the same
+    bytes."""
+    ids = sp.encode(lines, out_type=int, num_threads=num_threads)
+    lengths = _lengths(ids)
+    data, max_id = None, -1
+    if dtype is not None:
+        flat = _flat(ids, lengths)
+        unk_mask = flat == SPM_UNK
+        unk = int(unk_mask.sum())
+        flat += OFFSET
+        flat[unk_mask] = UNK
+        data, max_id = _with_eos(flat, lengths, dtype)
+    else:  # spm adds no bos/eos unless asked, so there is nothing to check; list.count runs in C, no array needed
+        unk = sum(row.count(SPM_UNK) for row in ids)
+    return _Chunk(lengths, unk, data, max_id, _piece_text(table, ids) if pieces else None)
+
+
+_worker_state: dict[str, Any] = {}  # an spm worker process's processor and piece table
+
+
+def _spm_worker_init(model_proto: bytes) -> None:
+    """Worker processes ignore SIGINT: Ctrl-C reaches the whole process group, and only the parent should react
+    (it stops submitting, waits for the chunks being encoded and the CLI prints one "interrupted" line) instead of
+    every worker printing a KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import sentencepiece as spm
+
+    _worker_state["sp"] = spm.SentencePieceProcessor(model_proto=model_proto)
+
+
+def _spm_worker_chunk(data: bytes, n_lines: int, dtype: Any, pieces: bool) -> _Chunk:
+    """One chunk in a worker process: ``data`` is its lines joined by newlines, as UTF-16 (one object to send; for
+    Hangul, which CPython stores as 2-byte characters, encoding it is about a copy, a fraction of the UTF-8 encode
+    on the main process, which the worker's sentencepiece then does in parallel)."""
+    lines = data.decode("utf-16-le").split("\n")
+    if len(lines) != n_lines:
+        raise RuntimeError(f"a chunk of {n_lines} lines arrived as {len(lines)}")  # a line held "\n": a bug
+    sp = _worker_state["sp"]
+    if pieces and "table" not in _worker_state:
+        _worker_state["table"] = piece_table(sp)
+    return _spm_chunk(sp, _worker_state.get("table", []), lines, 1, dtype, pieces)
+
+
+def _worker_context() -> Any:
+    """forkserver where there is one: not a plain fork of this process, whose other threads (an encoder's, a
+    progress bar's) a fork would copy mid-flight, and not spawn, which imports numpy and sentencepiece again in
+    every worker of every pool. The server is one clean process, started once per process with this module
+    imported (the preload applies only if nobody started it first; a worker then imports the module itself)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
+class SpmEncoder:
+    """sentencepiece: fairseq id = spm id + OFFSET, spm's ``<unk>`` (id 0) -> UNK. Use as a context manager: it
+    owns the thread, or for a large input with ``threads`` > 1 the ``threads`` worker processes, that encode ahead
+    of the writer (module docstring). ``processes``: True/False forces either path (one thread: always
+    in-process), None decides by the thread count and the input's size (:data:`PROCESS_MIN_THREADS`,
+    :data:`PROCESS_MIN_BYTES`); the bytes are the same either way."""
+
+    def __init__(self, sp: Any, threads: int = 1, *, processes: bool | None = None) -> None:
+        self.sp, self.threads, self.processes = sp, max(1, threads), processes
         self._ex: ThreadPoolExecutor | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._decided = False
 
     def __enter__(self) -> "SpmEncoder":
         self._ex = ThreadPoolExecutor(1, thread_name_prefix="spm-encode")
+        self._decided = False
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # an error or Ctrl-C: chunks not started are dropped, those being encoded (one per worker) are waited for
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._ex is not None:
-            self._ex.shutdown()
+            self._ex.shutdown(cancel_futures=True)
             self._ex = None
+
+    @property
+    def ahead(self) -> int:
+        """Chunks the writer may keep in flight: every worker process busy with one and holding the next."""
+        return 2 * self.threads if self._pool is not None else 1
 
     def prepare(self, chunk: list[str], first_lineno: int, path: Path, policy: str, repairs: Repairs) -> list[str]:
         """The reader (:func:`koroberta.textfile.iter_line_chunks`) already handled what spm needs handled."""
         return chunk
 
-    def submit(self, lines: list[str]) -> Callable[[], list[list[int]]]:
-        """Start encoding ``lines`` (spm ids per line); call the result for them. sentencepiece releases the GIL
-        inside its batch call, so the caller reads the next chunk meanwhile."""
+    def _use_processes(self, path: Path) -> bool:
+        if self.threads == 1 or self.processes is not None:
+            return self.threads > 1 and bool(self.processes)
+        return self.threads >= PROCESS_MIN_THREADS and path.stat().st_size >= PROCESS_MIN_BYTES
+
+    def start(self, lines: list[str], first_lineno: int, path: Path, want: _Want) -> Callable[[], _Chunk]:
+        """Start encoding one chunk (the first decides the path for the whole input); call the result for it."""
         assert self._ex is not None, "use the encoder as a context manager"
-        return self._ex.submit(self.sp.encode, lines, out_type=int, num_threads=self.threads).result
-
-    def count_unk(self, ids: list[list[int]], lengths: np.ndarray, first_lineno: int, path: Path) -> int:
-        # spm adds no bos/eos unless asked, so there is nothing to check; list.count runs in C, no array needed
-        return sum(row.count(SPM_UNK) for row in ids)
-
-    def to_fairseq(self, flat: np.ndarray, lengths: np.ndarray, first_lineno: int,
-                   path: Path) -> tuple[np.ndarray, int]:
-        """``flat`` (spm ids of a chunk, modified in place) as fairseq ids, and how many were ``<unk>``."""
-        unk_mask = flat == SPM_UNK
-        flat += OFFSET
-        flat[unk_mask] = UNK
-        return flat, int(unk_mask.sum())
+        if not self._decided:
+            self._decided = True
+            if self._use_processes(path):
+                # the workers load the model from its bytes: the very model file's
+                self._pool = ProcessPoolExecutor(self.threads, mp_context=_worker_context(),
+                                                 initializer=_spm_worker_init,
+                                                 initargs=(self.sp.serialized_model_proto(),))
+        if self._pool is not None:
+            data = "\n".join(lines).encode("utf-16-le")
+            return self._pool.submit(_spm_worker_chunk, data, len(lines), want.dtype, want.pieces).result
+        # sentencepiece releases the GIL inside its batch call, so the caller reads the next chunk meanwhile
+        return self._ex.submit(_spm_chunk, self.sp, want.table, lines, self.threads, want.dtype, want.pieces).result
 
     def piece_table(self) -> list[str]:
         return piece_table(self.sp)
@@ -221,6 +355,23 @@ class HFEncoder:
             repairs.note(n, f"literal {m.group()} removed")
         return chunk
 
+    ahead = 1  # chunks in flight while the next is read: each is already split over all threads
+
+    def start(self, lines: list[str], first_lineno: int, path: Path, want: _Want) -> Callable[[], _Chunk]:
+        """Start encoding one chunk; call the result for it (checked and mapped on the caller's thread)."""
+        ids = self.submit(lines)
+        return lambda: self._chunk(ids(), first_lineno, path, want)
+
+    def _chunk(self, ids: list[list[int]], first_lineno: int, path: Path, want: _Want) -> _Chunk:
+        lengths = _lengths(ids)
+        data, max_id = None, -1
+        if want.dtype is not None:
+            flat, unk = self.to_fairseq(_flat(ids, lengths), lengths, first_lineno, path)
+            data, max_id = _with_eos(flat, lengths, want.dtype)
+        else:
+            unk = self.count_unk(ids, lengths, first_lineno, path)
+        return _Chunk(lengths, unk, data, max_id, _piece_text(want.table, ids) if want.pieces else None)
+
     def submit(self, lines: list[str]) -> Callable[[], list[list[int]]]:
         """Start encoding ``lines`` as ``threads`` contiguous slices; call the result for the ids in line order."""
         assert self._ex is not None, "use the encoder as a context manager"
@@ -277,22 +428,22 @@ def _chunks(path: Path, chunk_lines: int, policy: str, stats: EncodeStats, progr
             bar.close()
 
 
-def _encoded(enc: Encoder, chunks: Iterator[tuple[int, list[str]]]
-             ) -> Iterator[tuple[int, list[str], list[list[int]]]]:
-    """``(first line number, chunk, ids)`` in order, with the *next* chunk already being encoded in the background.
+def _encoded(enc: Encoder, chunks: Iterator[tuple[int, list[str]]], path: Path,
+             want: _Want) -> Iterator[_Chunk]:
+    """Each chunk encoded, in input order, with up to ``enc.ahead`` later chunks already being encoded.
 
-    Both libraries release the GIL inside their batch call, so reading/cleaning the next chunk and
-    formatting/writing the previous one overlap with encoding: on 150k kowiki lines, 2 cores, this cut the spm
-    piece-text path from 1.37x to 1.08x the bare ``sp.encode(lines, out_type=int)`` time. Memory: two chunks.
+    Both libraries release the GIL inside their batch call, so reading/cleaning the next chunk and writing the
+    previous one overlap with encoding. The results are taken in submission order, so the order never depends on
+    which worker finishes first; a reader error (a bad line under ``bad_lines: error``) surfaces here, in the main
+    thread, exactly as without the lookahead.
     """
-    pending = None
+    pending: collections.deque[Callable[[], _Chunk]] = collections.deque()
     for first, chunk in chunks:
-        result = enc.submit(chunk)
-        if pending is not None:
-            yield pending[0], pending[1], pending[2]()
-        pending = (first, chunk, result)
-    if pending is not None:
-        yield pending[0], pending[1], pending[2]()
+        pending.append(enc.start(chunk, first, path, want))
+        while len(pending) > enc.ahead:
+            yield pending.popleft()()
+    while pending:
+        yield pending.popleft()()
 
 
 def encode_pieces(enc: Encoder, src: str | Path, dst: str | Path, *, chunk_lines: int = 20000,
@@ -303,12 +454,11 @@ def encode_pieces(enc: Encoder, src: str | Path, dst: str | Path, *, chunk_lines
     # one batch call per chunk, as ids; pieces come from a table lookup. An unknown span is written as "<unk>"
     # (fairseq maps that symbol to UNK exactly as it would map the span's surface text, which is not in dict.txt),
     # so no character the tokenizer does not know can ever reach fairseq's whitespace tokenizer.
-    table = enc.piece_table()
+    want = _Want(None, True, enc.piece_table())
     with enc, open(dst, "w", encoding="utf-8", newline="\n") as out:
-        for first, chunk, ids in _encoded(enc, _chunks(src, chunk_lines, policy, stats, progress, enc)):
-            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-            stats.update(lengths, enc.count_unk(ids, lengths, first, src), max_line_tokens)
-            out.write(_piece_text(table, ids))
+        for c in _encoded(enc, _chunks(src, chunk_lines, policy, stats, progress, enc), src, want):
+            stats.update(c.lengths, c.unk, max_line_tokens)
+            out.write(c.text)  # type: ignore[arg-type]
     _check_nonempty(src, stats)
     return stats
 
@@ -340,24 +490,14 @@ def encode_to_mmap(enc: Encoder, src: str | Path, bin_out: BinaryIO, dtype: type
     """
     src = Path(src)
     stats = EncodeStats()
-    table = enc.piece_table() if pieces_out is not None else []
+    want = _Want(dtype, pieces_out is not None, enc.piece_table() if pieces_out is not None else [])
     with enc:
-        for first, chunk, ids in _encoded(enc, _chunks(src, chunk_lines, policy, stats, progress, enc)):
-            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-            n_pieces = int(lengths.sum())
-            flat, unk = enc.to_fairseq(_flat(ids, lengths), lengths, first, src)
-            stats.update(lengths, unk, max_line_tokens)
-            sizes = lengths + 1
-            out = np.full(n_pieces + len(ids), EOS, dtype=dtype)
-            ends = np.cumsum(sizes)  # position after each line's eos
-            is_piece = np.ones(len(out), dtype=bool)
-            is_piece[ends - 1] = False
-            out[is_piece] = flat
-            if len(out):  # a running max over the chunk already in memory: no second pass over the .bin
-                stats.max_id = max(stats.max_id, int(out.max()))
-            bin_out.write(out.tobytes(order="C"))
-            on_sizes(sizes)
+        for c in _encoded(enc, _chunks(src, chunk_lines, policy, stats, progress, enc), src, want):
+            stats.update(c.lengths, c.unk, max_line_tokens)
+            stats.max_id = max(stats.max_id, c.max_id)
+            bin_out.write(c.data)  # type: ignore[arg-type]
+            on_sizes(c.lengths + 1)
             if pieces_out is not None:
-                pieces_out.write(_piece_text(table, ids))
+                pieces_out.write(c.text)  # type: ignore[arg-type]
     _check_nonempty(src, stats)
     return stats

@@ -341,6 +341,9 @@ def train_vocab(cfg: SpmConfig, train_text: str | Path, out_dir: str | Path, *, 
     plan = check_memory(cfg, sentences, train_text)
     _warn_pii_without_symbols(cfg, train_text)
     with StageOutput(out, stage=STAGE, config=cfg, inputs=inputs, overwrite=overwrite) as st:
+        from koroberta.resources import announce, spm_needs
+
+        announce(log, STAGE, spm_needs(cfg, sentences), out)  # the first line: once the output is taken
         log.info("%s", plan)
         counts = {"sentences": 0, "blank_lines": 0}
         repairs = Repairs()

@@ -388,6 +388,11 @@ def _train(cfg: TrainConfig, data_bin: str | Path, save_dir: str | Path, *, dry_
             extending = True
         else:
             raise _conflict_error(conflicts, save_dir, cfg, extend=extend)
+    from koroberta.resources import announce, train_needs
+
+    announce(log, STAGE, train_needs(cfg, rows=pf.vocab_size, train_lines=pf.train_sentences,
+                                     train_tokens=pf.train_tokens, shards=max(1, len(pf.shards)), cuda=pf.cuda),
+             save_dir)  # after every check that refuses the run: a refusal stays one line
     print(pf.describe(), flush=True)
     if conflicts and restart:
         print(f"restart: checkpoints of another run ({_describe(conflicts)}) will be moved aside", flush=True)

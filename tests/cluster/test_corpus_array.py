@@ -90,9 +90,11 @@ def test_array_chain_fails_shard_resubmits_and_matches_one_machine_build(pipelin
     assert last["JobState"] == "COMPLETED" and last["ExitCode"] == "0:0", last
     for jid in (a2, b2, c2):
         assert {(r["JobState"], r["ExitCode"]) for r in jobs(jid)} == {("COMPLETED", "0:0")}, jobs(jid)
-    # only the missing shard was redone: shard 0's files are the very same files, and its task said so
-    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
-            for p in (out / "extract-00000-of-00002").iterdir()} == done0
+    # only the missing shard was redone: shard 0's files are the very same files, and its task said so; the split
+    # job then removed the shards' data (the stage was complete), leaving a note in its place
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "extract-00000-of-00002").iterdir()}
+    assert after.pop("PRUNED.json") and "docs.jsonl" not in after
+    assert after == {k: v for k, v in done0.items() if k != "docs.jsonl"}
     assert "is complete for this config and these inputs; skipping" in (logs / f"corpus-{a2}_0.out").read_text()
     assert "skipping" not in (logs / f"corpus-{a2}_1.out").read_text()
     # the tasks ran where the scheduler put them, with the CPUs it gave them
@@ -105,6 +107,39 @@ def test_array_chain_fails_shard_resubmits_and_matches_one_machine_build(pipelin
         got, want = (out / "split" / f"{name}.txt").read_bytes(), (wd / "corpus/split" / f"{name}.txt").read_bytes()
         assert got == want, f"{name}.txt differs from the one-machine build ({len(got)} vs {len(want)} bytes)"
     assert os.path.getsize(out / "split/train.txt") > 100_000
+
+
+def test_multistream_array_decodes_each_stream_once_and_matches_one_machine_build(pipeline, tmp_path):
+    """The same chain on the multistream form of the same dump (its index next to it): each extract task decodes
+    only its own streams -- together the file once, plus a copy of the 665-byte header stream per extra task -- and
+    the result is byte-identical to `koroberta corpus build` on the single-stream dump (the pipeline fixture)."""
+    from koroberta.artifacts import read_manifest
+    from koroberta.corpus.multistream import convert_dump, index_for
+
+    cfg, wd = pipeline
+    n = 3
+    src = tmp_path / "dumps" / "kowiki-tiny-pages-articles-multistream.xml.bz2"
+    src.parent.mkdir()
+    assert convert_dump(REPO / "tests/fixtures/kowiki-tiny.xml.bz2", src, pages_per_stream=4) == 71
+    assert index_for(src) is not None
+    out, logs = tmp_path / "corpus", tmp_path / "logs"
+    logs.mkdir()
+    env = job_env(CONFIG=str(cfg), SOURCE=str(src), OUT=str(out), N=str(n))
+    a, b, c, d = _submit_chain(env, logs)
+    (last,) = wait_done(d, 900, log=logs / f"corpus-{d}_4294967294.out")
+    assert last["JobState"] == "COMPLETED" and last["ExitCode"] == "0:0", last
+    for jid in (a, b, c):
+        assert {(r["JobState"], r["ExitCode"]) for r in jobs(jid)} == {("COMPLETED", "0:0")}, jobs(jid)
+
+    stats = [read_manifest(out / f"extract-{i:05d}-of-{n:05d}")["stats"] for i in range(n)]
+    assert [s["shard_by"] for s in stats] == ["streams"] * n and sum(s["pages_read"] for s in stats) == 71
+    assert all(s["pages_read"] < 71 for s in stats)  # no task read the whole dump
+    decoded, size = sum(s["compressed_bytes_read"] for s in stats), src.stat().st_size
+    assert decoded <= 1.05 * size, f"the extract tasks decoded {decoded / size:.3f}x the dump's compressed bytes"
+    assert "streams at bytes" in (logs / f"corpus-{a}_1.out").read_text()
+    for name in ("train", "valid", "test"):
+        got, want = (out / "split" / f"{name}.txt").read_bytes(), (wd / "corpus/split" / f"{name}.txt").read_bytes()
+        assert got == want, f"{name}.txt differs from the one-machine build ({len(got)} vs {len(want)} bytes)"
 
 
 # -- several sources -------------------------------------------------------------------------------------------------
@@ -195,8 +230,11 @@ def test_sources_array_fails_shard_resubmits_and_matches_one_machine_build(sourc
     assert last["JobState"] == "COMPLETED" and last["ExitCode"] == "0:0", last
     for jid in (a2, b2, c2):
         assert {(r["JobState"], r["ExitCode"]) for r in jobs(jid)} == {("COMPLETED", "0:0")}, jobs(jid)
-    # the resubmission redid only the two missing shards: task 0 skipped its three, task 1 its first source's
-    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in before} == before
+    # the resubmission redid only the two missing shards: task 0 skipped its three, task 1 its first source's (the
+    # split job then removed their docs.jsonl: the stage was complete)
+    assert not [p for p in before if p.name == "docs.jsonl" and p.exists()]
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in before if p.name != "docs.jsonl"} == {
+        p: v for p, v in before.items() if p.name != "docs.jsonl"}
     skip = "is complete for this config and these inputs; skipping"
     assert (logs / f"corpus-{a2}_0.out").read_text().count(skip) == len(SOURCE_NAMES)
     log1 = (logs / f"corpus-{a2}_1.out").read_text()
@@ -211,6 +249,9 @@ def test_sources_array_fails_shard_resubmits_and_matches_one_machine_build(sourc
         for name in want:
             assert got[name] == want[name], f"{step}/{name} differs from the one-machine build"
     assert {"report.md", "doc_chars.png", "valid_notes.txt", "hf/train.parquet"} <= set(_step_files(out / "split"))
+    # clean/docs.jsonl was removed on both sides once the stage was complete: its recorded hash is the comparison
+    assert json.loads((out / "clean/manifest.json").read_text())["outputs"] == \
+        json.loads((ref / "clean/manifest.json").read_text())["outputs"]
     # and what the fixture planted was found: the copied reviews across sources, the evaluation text
     per = json.loads((out / "clean" / "manifest.json").read_text(encoding="utf-8"))["stats"]["sources"]
     assert per["notes"]["duplicates_of"] == {"nsmc": 3} and per["nsmc"]["decontaminated"] == 1, per

@@ -50,7 +50,7 @@ def run(tmp_path_factory) -> dict:
     paths = {"kowiki": FIXTURES / "kowiki-tiny.xml.bz2", "news": root / "news.parquet", "reviews": root / "reviews.tsv"}
     conf = {"workdir": str(root / "work"),
             "sources": [{"name": n, "path": str(p), "weight": WEIGHTS[n]} for n, p in paths.items()],
-            "corpus": {"valid_fraction": 0.1, "test_fraction": 0.05},
+            "corpus": {"valid_fraction": 0.1, "test_fraction": 0.05, "keep_intermediates": True},
             "spm": {"vocab_size": 1200, "threads": 1, "character_coverage": 0.995, "hard_vocab_limit": False}}
     (root / "run.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
     cfg = PipelineConfig.load(root / "run.yaml")

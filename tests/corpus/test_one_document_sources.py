@@ -162,3 +162,20 @@ def test_corpus_documents_is_one_rule_with_the_sources_list():
     assert CorpusConfig(documents="line").part(*EXTRACT_FIELDS)["documents"] == "line"
     with pytest.raises(ConfigError, match="corpus.documents='lines' is not one of blank, line"):
         CorpusConfig(documents="lines")
+
+
+def test_cp949_file_without_any_line_break_is_refused_with_bounded_memory(tmp_path):
+    """The same bound when the source is decoded from another codec (``encoding: cp949``): the decoder's pending
+    line is checked as it grows, so a 12 MB one-line CP949 file is refused without being held whole."""
+    src = tmp_path / "one-line-cp949.txt"
+    src.write_bytes("줄바꿈 없는 글. ".encode("cp949") * 1_200_000)
+    assert src.stat().st_size > 12e6
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match=f"line 1 runs over {MAX_DOC_CHARS:,} characters without a line break"):
+            for _ in iter_source(src, ReadStats(), encoding="cp949"):
+                pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 25e6, peak

@@ -81,7 +81,8 @@ def _config(inputs: dict, tmp: Path, **top) -> PipelineConfig:
     p = tmp / "run.yaml"
     p.write_text(yaml.safe_dump({"workdir": str(tmp / "run"), "sources": inputs["items"],
                                  "decontaminate": inputs["decontaminate"],
-                                 "corpus": {"valid_fraction": 0.1, "test_fraction": 0.1}, **top},
+                                 "corpus": {"valid_fraction": 0.1, "test_fraction": 0.1, "keep_intermediates": True},
+                                 **top},
                                 allow_unicode=True), encoding="utf-8")
     return PipelineConfig.load(p)
 

@@ -78,8 +78,10 @@ def config(tmp_path_factory, tiny_dump) -> Path:
                     {"name": "reviews", "path": str(root / "reviews.txt"), "documents": "line"},
                     {"name": "news", "path": str(root / "news.parquet"), "weight": 2.0}],
         "decontaminate": [str(root / "eval.tsv")],
-        # min_chars on the command line of every step below re-resolves the wiki profile: checks that path too
-        "corpus": {"valid_fraction": 0.2, "test_fraction": 0.2}}, allow_unicode=True), encoding="utf-8")
+        # min_chars on the command line of every step below re-resolves the wiki profile: checks that path too;
+        # the intermediates are kept so that clean/ and the shards can be compared byte for byte
+        "corpus": {"valid_fraction": 0.2, "test_fraction": 0.2, "keep_intermediates": True}}, allow_unicode=True),
+        encoding="utf-8")
     return cfg
 
 

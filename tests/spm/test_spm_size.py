@@ -74,18 +74,20 @@ def test_cost_is_the_first_line_and_a_sample_of_everything_is_the_same_vocab(sma
     base = SpmConfig(vocab_size=800, threads=1, character_coverage=0.98, hard_vocab_limit=False)
     sentences = sum(1 for line in small_text.read_text(encoding="utf-8").splitlines() if line.strip())
     whole = train_vocab(base.replace(input_sentence_size=0), small_text, tmp_path / "all")
-    first = [r.getMessage() for r in caplog.records if r.name == "koroberta.spm"][0]
+    # the stage's needs line (koroberta.resources) first, then the plan
+    needs, first = [r.getMessage() for r in caplog.records if r.name == "koroberta.spm"][:2]
+    assert needs.startswith("spm: needs about ") and " memory, " in needs, needs
     need = estimate_peak_bytes(sentences) / 2 ** 20
     assert first.startswith(f"spm: training on all {sentences:,} sentences (input_sentence_size 0) with 1 thread "
                             f"(~{need:.1f} MiB peak by the fit in BENCHMARKS.md; memory limit ")
     caplog.clear()
     default = train_vocab(base, small_text, tmp_path / "default")  # 2M > the file: every sentence
-    assert f"all {sentences:,} sentences (input_sentence_size 2,000,000)" in caplog.records[0].getMessage()
+    assert f"all {sentences:,} sentences (input_sentence_size 2,000,000)" in caplog.records[1].getMessage()
     for name in ("spm.model", "dict.txt"):  # the same bytes as 0: later stages of an older run stay complete
         assert sha256_file(whole / name) == sha256_file(default / name), name
     caplog.clear()
     train_vocab(base.replace(input_sentence_size=100), small_text, tmp_path / "sample")
-    assert f"a sample of 100 of {sentences:,} sentences" in caplog.records[0].getMessage()
+    assert f"a sample of 100 of {sentences:,} sentences" in caplog.records[1].getMessage()
 
 
 class _Started(Exception):

@@ -17,7 +17,7 @@ from koroberta.train.launch import _failure_cause, _failure_error, _stopped_earl
 from koroberta.train.config import TrainConfig
 from koroberta.train.preflight import TRAIN_STATE, run_identity
 
-from cli_errors import error_line
+from cli_errors import after_needs, error_line
 from train_tiny import TINY
 
 
@@ -77,7 +77,7 @@ def test_fairseq_failing_at_start_names_the_cause_not_resume(tiny_databin, tmp_p
     cfg = config(tmp_path, extra_args=["--cpu-offload"])
     save = tmp_path / "ckpt"
     assert main(["train", cfg, str(tiny_databin), str(save)]) == 2
-    line = error_line(capsys.readouterr().err, f"error: {save / 'train.log'}:",
+    line = error_line(after_needs(capsys.readouterr().err, "train"), f"error: {save / 'train.log'}:",
                     "ValueError: --cpu-offload requires --ddp-backend=fully_sharded",
                     "at start, before its first update", "fail the same way", "check extra_args --cpu-offload",
                     "no checkpoint was saved", absent=("resume from checkpoint_last",))
