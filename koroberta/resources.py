@@ -113,9 +113,10 @@ PREPROCESS_WORKER_BYTES = 73_000_000
 PREPROCESS_BYTES_PER_TRAIN_LINE = 8
 
 # -- train --------------------------------------------------------------------------------------------------------------
-#: one fairseq-train process on CPU, tiny model (2 layers, 128 wide, 32k vocab), 4 x 512 tokens: 934 MB max RSS
-#: (bench/results/train.md, `stock`)
-TRAIN_PROCESS_BYTES = 934_000_000
+#: one fairseq-train process on CPU, tiny model (2 layers, 128 wide, 32k vocab), 8 x 512 tokens, its first 20 updates
+#: on the real kowiki shard's data-bin: peak RSS 1,340 / 1,369 MiB on the quarter / full shard (bench/results/sizing.md;
+#: 934 MB with 4 x 512 tokens in bench/results/train.md): the larger, 1,435 MB
+TRAIN_PROCESS_BYTES = 1_435_000_000
 #: fp32 weights, gradients and Adam's two moments, per parameter, where training runs on the CPU; on a GPU they live
 #: in GPU memory and the host holds at most a checkpoint being loaded (train.preflight.CHECKPOINT_BYTES_PER_PARAM)
 TRAIN_HOST_BYTES_PER_PARAM_CPU = 16
