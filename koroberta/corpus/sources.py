@@ -270,14 +270,9 @@ def _open_dump(path: Path, kind: str | None, threads: int,
     is the part of extraction that worker processes cannot share, so on a many-core node it bounds the step's wall
     time. Both decoders give the same bytes and both raise on a truncated or corrupt stream.
     """
-    if kind == "bz2" and not _FORCE_STDLIB_BZ2:
-        try:
-            import indexed_bzip2
-        except ImportError:
-            pass
-        else:
-            threads = max(1, min(threads, available_cpus()))  # more threads than cores only adds switching
-            fast = stack.enter_context(contextlib.closing(indexed_bzip2.open(str(path), parallelization=threads)))
+    if kind == "bz2":
+        fast = _fast_bz2(str(path), threads, stack)
+        if fast is not None:
             return fast, lambda: fast.tell_compressed() // 8
     raw = stack.enter_context(open(path, "rb"))
     if kind == "bz2":
@@ -287,6 +282,19 @@ def _open_dump(path: Path, kind: str | None, threads: int,
     if kind == "gz":
         return stack.enter_context(gzip.GzipFile(fileobj=raw)), raw.tell  # type: ignore[return-value]
     return raw, raw.tell
+
+
+def _fast_bz2(source: "str | IO[bytes]", threads: int, stack: contextlib.ExitStack) -> IO[bytes] | None:
+    """``indexed_bzip2`` on a path or a file object, decoding in ``threads`` threads (closed with ``stack``); None
+    when it is not installed or the stdlib decoder is forced (the caller falls back to ``bz2``)."""
+    if _FORCE_STDLIB_BZ2:
+        return None
+    try:
+        import indexed_bzip2
+    except ImportError:
+        return None
+    threads = max(1, min(threads, available_cpus()))  # more threads than cores only adds switching
+    return stack.enter_context(contextlib.closing(indexed_bzip2.open(source, parallelization=threads)))
 
 
 _FORCE_STDLIB_BZ2 = False  # tests flip this to cover the fallback decoder
@@ -472,16 +480,8 @@ def _open_streams(streams: "StreamRange", threads: int,
     from koroberta.corpus.multistream import SegmentReader
 
     raw = stack.enter_context(SegmentReader(streams.dump, [(0, streams.header_end), (streams.start, streams.end)]))
-    if not _FORCE_STDLIB_BZ2:
-        try:
-            import indexed_bzip2
-        except ImportError:
-            pass
-        else:
-            threads = max(1, min(threads, available_cpus()))
-            fast = stack.enter_context(contextlib.closing(indexed_bzip2.open(raw, parallelization=threads)))
-            return fast, lambda: raw.bytes_read
-    return stack.enter_context(bz2.BZ2File(raw)), lambda: raw.bytes_read
+    fast = _fast_bz2(raw, threads, stack)
+    return (fast if fast is not None else stack.enter_context(bz2.BZ2File(raw))), lambda: raw.bytes_read
 
 
 def _decode_error(path: Path, kind: str | None, e: BaseException, at: int, pages_read: int,

@@ -76,12 +76,15 @@ def stage_needs_said() -> Iterator[None]:
         _stage_said.reset(token)
 
 
-def _announce_step(step: str, needs: Any, out: Path) -> None:
-    """A step's needs line (:mod:`koroberta.resources`) when it runs alone and has work to do."""
-    if needs is not None and not _stage_said.get():
+def _step_starts(step: str, data: Sequence[Path], out: Path, needs: Any) -> None:
+    """What every step does once it knows it has work: refuse inputs whose data was removed
+    (:func:`~koroberta.corpus.prune.require_data`), then, run alone (not within :func:`stage_needs_said`), log its
+    needs line -- ``needs()`` is only computed then (:mod:`koroberta.resources`; None: nothing to say)."""
+    require_data(data, f"the {step} step")
+    if not _stage_said.get() and (n := needs()) is not None:
         from koroberta.resources import announce
 
-        announce(log, f"corpus {step}", needs, out)
+        announce(log, f"corpus {step}", n, out)
 
 
 def shard_name(step: str, shard: int, num_shards: int) -> str:
@@ -281,7 +284,8 @@ def extract(cfg: CorpusConfig, source: str | Path, out_dir: str | Path, *, shard
     if spec is None:  # a source of `sources:` is announced by extract_sources, once for the task's sources
         from koroberta.resources import extract_needs
 
-        _announce_step("extract", extract_needs(cfg, {"source": source}, workers, num_shards), Path(out_dir))
+        _step_starts("extract", (), Path(out_dir),
+                     lambda: extract_needs(cfg, {"source": source}, workers, num_shards))
     streams = _stream_range(source, index, shard, num_shards)
     opt = {k: getattr(cfg, k) for k in ("keep_disambiguation", "drop_sections", "normalization", "min_line_chars",
                                         "min_chars", "special_literals")}
@@ -441,10 +445,9 @@ def clean(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     inputs = {f"extract{i}": d for i, d in enumerate(shards)}
     if not must_redo(final) and skip_if_complete(final, "corpus.clean", conf, inputs, force=force, log=log):
         return final
-    require_data(shards, "the clean step")
     from koroberta.resources import corpus_step_needs
 
-    _announce_step("clean", corpus_step_needs(cfg, "clean", out_dir), out_dir)
+    _step_starts("clean", shards, out_dir, lambda: corpus_step_needs(cfg, "clean", out_dir))
     drops: dict[str, int] = {}
     repairs: dict[str, int] = {}
     for d in shards:
@@ -576,10 +579,10 @@ def clean_sources(cfg: CorpusConfig, out_dir: Path, *, num_shards: int = 1, deco
     inputs.update({f"decontaminate.{i}": Path(p) for i, p in enumerate(decontaminate)})
     if not must_redo(final) and skip_if_complete(final, "corpus.clean", conf, inputs, force=force, log=log):
         return final
-    require_data([d for n in names for d in dirs[n]], "the clean step")
     from koroberta.resources import corpus_step_needs
 
-    _announce_step("clean", corpus_step_needs(cfg, "clean", out_dir), out_dir)
+    _step_starts("clean", [d for n in names for d in dirs[n]], out_dir,
+                 lambda: corpus_step_needs(cfg, "clean", out_dir))
     check_dedup_memory(cfg, sum(read_manifest(d)["stats"]["documents"] for n in names for d in dirs[n]), final)
     items = load_items([Path(p) for p in decontaminate]) if decontaminate else []
     decon = Decontaminator(items) if items else None
@@ -722,11 +725,10 @@ def sentences(cfg: CorpusConfig, out_dir: str | Path, *, shard: int = 0, num_sha
     inputs = {"clean": clean_dir}
     if not must_redo(final) and skip_if_complete(final, "corpus.sentences", conf, inputs, force=force, log=log):
         return final
-    require_data([clean_dir], "the sentences step")
     from koroberta.resources import corpus_step_needs
 
-    _announce_step("sentences", corpus_step_needs(cfg, "sentences", out_dir, workers=workers,
-                                                  num_shards=num_shards), out_dir)
+    _step_starts("sentences", [clean_dir], out_dir,
+                 lambda: corpus_step_needs(cfg, "sentences", out_dir, workers=workers, num_shards=num_shards))
     total = clean_manifest["stats"]["documents"]
     n_sent = n_docs = 0
     with StageOutput(final, stage="corpus.sentences", config=conf, inputs=inputs, overwrite=overwrite) as st:
@@ -811,10 +813,9 @@ def split(cfg: CorpusConfig, out_dir: str | Path, *, num_shards: int = 1, force:
     if skip_if_complete(final, "corpus.split", conf, inputs, force=force, log=log):
         _prune(cfg, out_dir)
         return final
-    require_data(shards, "the split step")
     from koroberta.resources import corpus_step_needs
 
-    _announce_step("split", corpus_step_needs(cfg, "split", out_dir), out_dir)
+    _step_starts("split", shards, out_dir, lambda: corpus_step_needs(cfg, "split", out_dir))
     clean_m = read_manifest(out_dir / "clean")
     extract_drops = (clean_m or {}).get("stats", {}).get("dropped", {})
     extract_repairs = (clean_m or {}).get("stats", {}).get("repaired", {})
