@@ -71,7 +71,7 @@ def test_shorthands_are_set_of_that_key_and_set_wins():
     ("train.adam_betas=[0.9", ["error: --set 'train.adam_betas=[0.9': the value '[0.9' is not valid YAML"]),
     ("workers.x=1", [f"error: --set workers.x=1: workers is 0 in {DEMO}, not a section", "--set workers=VALUE"]),
     ("train.adam_betas=0.9", ["error: --set train.adam_betas=0.9: TrainConfig.adam_betas must be a list"]),
-    ("train.max_update=10", ["error: --set train.max_update=10: train: warmup_updates=60 must be >= 0 and < "
+    ("train.max_update=10", ["error: --set train.max_update=10: train: warmup_updates=100 must be >= 0 and < "
                              "max_update=10", f"train.warmup_updates (its value in {DEMO} does not fit"]),
     ("train=3", ["error: --set train=3: PipelineConfig.train must be a mapping, got 3"]),
 ])

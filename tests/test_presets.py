@@ -15,10 +15,10 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def test_every_config_is_a_tested_preset():
     assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == ["base", "continue", "demo", "koroberta-8k", "owndata",
-                                                              "small"]
+                                                              "quality", "small"]
 
 
-@pytest.mark.parametrize("name", ["demo", "small", "base", "koroberta-8k", "owndata", "continue"])
+@pytest.mark.parametrize("name", ["demo", "small", "base", "koroberta-8k", "owndata", "continue", "quality"])
 def test_preset_loads(name):
     cfg = PipelineConfig.load(CONFIGS / f"{name}.yaml")
     assert cfg.train.tokens_per_sample <= cfg.train.max_positions
@@ -82,3 +82,16 @@ def test_small_is_the_quality_benchmarks_cpu_preset():
     assert cfg.spm.threads == 1
     # bench/quality.py writes the text subset this path names (`--chars` 20M under `--out bench/out/quality`)
     assert cfg.source == "bench/out/quality/kowiki-20M.txt"
+
+
+def test_quality_is_smalls_model_pre_ln_with_a_decay_to_zero():
+    """configs/quality.yaml (bench/quality.py's pretraining): small's model, pre-LN with the embedding LayerNorm the
+    HF pre-LN export needs, no dropout, the lr linear to 0 at max_update (fairseq's polynomial_decay, power 1)."""
+    q, s = (PipelineConfig.load(CONFIGS / f"{n}.yaml") for n in ("quality", "small"))
+    shape = ("encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads", "max_positions")
+    assert [getattr(q.train, k) for k in shape] == [getattr(s.train, k) for k in shape] and q.spm == s.spm
+    assert (q.train.arch, q.train.layernorm_embedding, q.train.dropout, q.train.attention_dropout) == \
+        ("roberta_prenorm", True, 0.0, 0.0)
+    args = fairseq_args(q.train, "DATA", "SAVE", cuda=False)
+    assert args[args.index("--end-learning-rate") + 1] == "0.0"
+    assert args[args.index("--total-num-update") + 1] == str(q.train.max_update)
