@@ -89,7 +89,7 @@ def score(checkpoint: Path, data_bin: Path, lines: int = 1000, mask_prob: float 
     from fairseq import checkpoint_utils
     from fairseq.data import data_utils
 
-    from koroberta.eval.mlm import unigram_counts
+    from koroberta.eval.mlm import unigram_counts, unigram_model
 
     torch.set_num_threads(1)
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)],
@@ -98,13 +98,10 @@ def score(checkpoint: Path, data_bin: Path, lines: int = 1000, mask_prob: float 
     mask = d.index("<mask>")
     valid = data_utils.load_indexed_dataset(str(data_bin / "valid"), d)
     counts = unigram_counts(data_bin, len(d) - 1).astype(np.float64)[: len(d)]
-    counts[: d.nspecial] = 0  # <s> <pad> </s> <unk> are never masked, never a baseline answer
-    counts[mask] = 0
-    top = int(np.argmax(counts))
-    p = (counts + 1.0) / (counts.sum() + len(counts))  # add-one, as the pipeline's check: a token unseen in train
+    top, log2p = unigram_model(counts, [*range(d.nspecial), mask])  # <s> <pad> </s> <unk> <mask>
     rng = np.random.default_rng(seed)
     n = hits = top_hits = 0
-    nats = top_nats = 0.0
+    nats = top_bits = 0.0
     with torch.no_grad():
         for i in range(min(lines, len(valid))):
             toks = torch.cat([torch.tensor([d.bos()]), valid[i][: model.max_positions() - 2].long()])
@@ -120,10 +117,10 @@ def score(checkpoint: Path, data_bin: Path, lines: int = 1000, mask_prob: float 
             hits += int((logp.argmax(-1) == gold).sum())
             nats += float(-logp[torch.arange(len(sel)), gold].sum())
             top_hits += int((gold == top).sum())
-            top_nats += float(-np.log(p[gold.numpy()]).sum())
+            top_bits += float(-log2p[gold.numpy()].sum())
             n += len(sel)
     acc, uacc = hits / n, top_hits / n
-    bits, ubits = nats / n / math.log(2), top_nats / n / math.log(2)
+    bits, ubits = nats / n / math.log(2), top_bits / n
     return {"masked": n, "accuracy": round(acc, 4), "unigram_accuracy": round(uacc, 4), "loss_bits": round(bits, 4),
             "unigram_loss_bits": round(ubits, 4), "accuracy_ratio": round(acc / uacc, 3),
             "bits_below_unigram": round(ubits - bits, 3)}

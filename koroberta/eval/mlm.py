@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -66,6 +66,16 @@ def unigram_counts(data_bin: str | Path, vocab_rows: int, chunk: int = 1 << 24) 
     return counts
 
 
+def unigram_model(counts: np.ndarray, special_ids: Iterable[int]) -> tuple[int, np.ndarray]:
+    """The baseline of the check from token ``counts`` (float, zeroed in place for ``special_ids``, which are never
+    masked and never an answer): its answer (the most frequent token) and every token's log2 probability, add-one
+    smoothed so that a valid token unseen in train has a finite cost."""
+    for i in special_ids:
+        if i < len(counts):
+            counts[i] = 0.0
+    return int(counts.argmax()), np.log2((counts + 1.0) / (counts.sum() + len(counts)))
+
+
 def masked_lm_check(model_dir: str | Path, text: str | Path, data_bin: str | Path, *, max_lines: int = 1000,
                     mask_prob: float = 0.15, max_length: int = 256, seed: int = 0,
                     batch_size: int = 32) -> MaskedLMCheck:
@@ -89,11 +99,7 @@ def masked_lm_check(model_dir: str | Path, text: str | Path, data_bin: str | Pat
     # fairseq id == HF id in koroberta's layout (koroberta.layout); the data-bin has no <mask> row
     counts = unigram_counts(data_bin, len(tok) - 1).astype(np.float64)
     special = set(tok.all_special_ids)
-    for i in special:
-        if i < len(counts):
-            counts[i] = 0.0
-    top = int(counts.argmax())
-    logp = np.log2((counts + 1.0) / (counts.sum() + len(counts)))  # add-one: a valid token unseen in train
+    top, logp = unigram_model(counts, special)
 
     gen = torch.Generator().manual_seed(seed)
     n_masked = correct = uni_correct = 0
