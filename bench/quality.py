@@ -11,7 +11,8 @@ it has its own completion markers (the pipeline's stages, one ``koroberta eval``
 feature files). Each step is sized to finish within about 75 minutes of 2 CPU cores, so the whole benchmark can be
 completed over several sessions: ``--budget-minutes M`` starts no step after M minutes of this invocation and
 ``--only`` runs the named steps. Until every step is done ``OUT/progress.json`` lists what is done and what remains,
-and no report exists; the ``report`` step writes ``OUT/report.json`` and ``OUT/report.md``.
+and no report exists; the ``report`` step writes ``OUT/report.json`` and ``OUT/report.md``. A step's record counts its
+seconds over every attempt, a killed invocation's included (``OUT/steps/<name>.attempts.json`` while it runs).
 
 Steps, in order:
 
@@ -70,6 +71,7 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -416,6 +418,45 @@ def welch(a: list[float], b: list[float]) -> dict[str, Any]:
 # -- steps --------------------------------------------------------------------------------------------------------
 
 
+class AttemptClock:
+    """Times one step across the invocations that worked on it.
+
+    A session's end kills the benchmark without warning (no handler runs), and the invocation that finishes a resumed
+    step only saw its own part: its ``seconds`` alone understate the step's cost. While a step runs,
+    ``steps/<name>.attempts.json`` holds every attempt's seconds so far, this one's moved forward every ``beat_s``
+    (so a killed attempt is counted to within ``beat_s``); the finishing invocation adds the earlier attempts to its
+    record and removes the file. A step that fails keeps its attempts file, so its time still counts on the rerun.
+    """
+
+    def __init__(self, path: Path, beat_s: float = 30.0):
+        self.path, self.beat_s = path, beat_s
+        self.earlier = [float(x["seconds"]) for x in read_json(path)["attempts"]] if path.exists() else []
+        self.t0 = time.monotonic()
+        self.started = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._stop = threading.Event()
+        self._beat()
+        self._thread = threading.Thread(target=self._loop, name=f"attempts:{path.name}", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        now = {"started": self.started, "seconds": round(time.monotonic() - self.t0, 1)}
+        write_json(self.path, {"attempts": [{"seconds": x} for x in self.earlier] + [now]})
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.beat_s):
+            self._beat()
+
+    def stop(self) -> None:
+        """Stop the heartbeat; the file stays (with this attempt's last beat) until :meth:`done`."""
+        self._stop.set()
+        self._thread.join()
+        self._beat()
+
+    def done(self) -> None:
+        """The step's record (with :attr:`earlier`) is written: the attempts file goes."""
+        self.path.unlink(missing_ok=True)
+
+
 @dataclass
 class Step:
     name: str
@@ -736,8 +777,13 @@ def build_report(b: Bench) -> dict[str, Any]:
         "models": models, "arms": arms, "comparisons": comparisons, "target": target,
         "probe": rec("probe")["result"], "pretraining": pretraining,
         "random_init": rec("random-init")["result"], "data": data,
-        "steps": {n: rec(n)["seconds"] for n in b.steps if n != "report"},  # the invocation that did each step
+        "steps": {n: step_seconds(rec(n)) for n in b.steps if n != "report"},
     }
+
+
+def step_seconds(rec: dict[str, Any]) -> float:
+    """A step's seconds over all its attempts (records written before attempts were timed: the last one's)."""
+    return rec.get("seconds_all_attempts", rec["seconds"])
 
 
 def with_stats(r: dict[str, Any], splits: list[str]) -> dict[str, Any]:
@@ -823,7 +869,8 @@ def render_md(rep: dict[str, Any]) -> str:
         subsets = {k: s.get("final_loss") for k, s in (v["train"].get("valid_subsets") or {}).items()}
         lines.append(f"  - train: {json.dumps(tr)}; final valid loss per subset: {json.dumps(subsets)}")
         lines.append(f"  - stage seconds (the invocation that built each stage): {json.dumps(v['built_seconds'])}")
-    lines += ["", "## Step seconds (the invocation that did each step)", "", "| step | seconds |", "|---|---:|",
+    lines += ["", "## Step seconds (every attempt: a resumed step adds the killed invocations' time)", "",
+              "| step | seconds |", "|---|---:|",
               *(f"| {k} | {v:.1f} |" for k, v in rep["steps"].items()), ""]
     return "\n".join(lines)
 
@@ -963,7 +1010,7 @@ def run_steps(b: Bench, selected: list[str], t0: float) -> None:
         remaining = [n for n in b.steps if n not in done]
         write_json(out / "progress.json", {
             "done": done, "remaining": remaining,
-            "seconds": {n: b.record(n)["seconds"] for n in done},  # the invocation that did each step
+            "seconds": {n: step_seconds(b.record(n)) for n in done},
             "this_invocation": ran, "budget_minutes": a.budget_minutes, "only": a.only})
     if remaining:
         why = "the budget is spent" if stopped else ("--only" if a.only else "stopped")
@@ -991,16 +1038,25 @@ def _walk(b: Bench, selected: list[str], t0: float, ran: dict[str, float]) -> bo
                               fix="rerun: the steps that are done are kept")
         if a.budget_minutes is not None and time.perf_counter() - t0 >= 60 * a.budget_minutes:
             return True
-        log(f"step {name}: starting")
+        clock = AttemptClock(out / "steps" / f"{name}.attempts.json")
+        log(f"step {name}: starting" + (f" (earlier attempts: {sum(clock.earlier):.0f} s)" if clock.earlier else ""))
         t = time.perf_counter()
-        result = step.run()
+        try:
+            result = step.run()
+        finally:
+            clock.stop()
         secs = round(time.perf_counter() - t, 1)
         outputs = result.pop("outputs", step.outputs)
+        earlier = clock.earlier  # killed attempts' seconds, for the step's whole cost
         write_json(out / "steps" / f"{name}.json", {"step": name, "key": step.key, "seconds": secs,
+                                                    "earlier_attempts_seconds": earlier,
+                                                    "seconds_all_attempts": round(secs + sum(earlier), 1),
                                                     "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                                                     "outputs": outputs, "result": result})
+        clock.done()
         ran[name] = secs
-        log(f"step {name}: done in {secs:.1f} s")
+        log(f"step {name}: done in {secs:.1f} s" + (f" ({secs + sum(earlier):.1f} s over {len(earlier) + 1} attempts)"
+                                                     if earlier else ""))
     return False
 
 

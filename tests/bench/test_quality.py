@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,34 @@ def test_lr_choice_best_mean_ties_to_the_smaller():
     assert q.choose({1e-3: [0.70, 0.74], 3e-4: [0.72, 0.72], 1e-4: [0.60, 0.60]}) == 3e-4  # a tie: the smaller
 
 
+def test_a_killed_attempt_counts_in_the_steps_seconds(tmp_path):
+    """A session's end SIGKILLs the benchmark: the attempts file keeps the killed attempt's seconds (to a beat), and
+    the next attempt at the step starts from them."""
+    path = tmp_path / "steps" / "x.attempts.json"
+    code = (f"import sys, time; sys.path.insert(0, {str(SCRIPT.parent)!r}); import quality; "
+            f"quality.AttemptClock(__import__('pathlib').Path({str(path)!r}), beat_s=0.05); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (path.exists() and
+                                                  json.loads(path.read_text())["attempts"][-1]["seconds"] >= 0.3):
+            time.sleep(0.05)
+    finally:
+        proc.kill()  # SIGKILL: no handler runs
+        proc.wait()
+    killed = json.loads(path.read_text())["attempts"]
+    assert len(killed) == 1 and killed[0]["seconds"] >= 0.3
+    q = _load_quality()
+    clock = q.AttemptClock(path, beat_s=0.05)
+    assert clock.earlier == [killed[0]["seconds"]]
+    time.sleep(0.2)
+    clock.stop()
+    both = json.loads(path.read_text())["attempts"]
+    assert [a["seconds"] for a in both][:1] == [killed[0]["seconds"]] and both[1]["seconds"] >= 0.2
+    clock.done()
+    assert not path.exists()
+
+
 @pytest.mark.slow
 def test_quality_end_to_end(tmp_path):
     args = _inputs(tmp_path)
@@ -147,6 +176,10 @@ def test_quality_end_to_end(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rep = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert json.loads((out / "progress.json").read_text())["remaining"] == []
+    for s in STEPS:  # one attempt each: no earlier seconds, no attempts file left
+        step = json.loads((out / "steps" / f"{s}.json").read_text())
+        assert step["earlier_attempts_seconds"] == [] and step["seconds_all_attempts"] == step["seconds"]
+    assert not list((out / "steps").glob("*.attempts.json"))
     arms = rep["arms"]
     assert set(arms) == {"random_init", "wiki", "wiki_reviews", "tfidf"}
     for name, arm in (("pretrained", "wiki_reviews"), ("random_init", "random_init"), ("tfidf", "tfidf")):
