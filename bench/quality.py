@@ -430,7 +430,8 @@ class AttemptClock:
 
     def __init__(self, path: Path, beat_s: float = 30.0):
         self.path, self.beat_s = path, beat_s
-        self.earlier = [float(x["seconds"]) for x in read_json(path)["attempts"]] if path.exists() else []
+        self._prior = read_json(path)["attempts"] if path.exists() else []  # kept whole: each keeps its start
+        self.earlier = [float(x["seconds"]) for x in self._prior]
         self.t0 = time.monotonic()
         self.started = time.strftime("%Y-%m-%d %H:%M:%S")
         self._stop = threading.Event()
@@ -440,17 +441,19 @@ class AttemptClock:
 
     def _beat(self) -> None:
         now = {"started": self.started, "seconds": round(time.monotonic() - self.t0, 1)}
-        write_json(self.path, {"attempts": [{"seconds": x} for x in self.earlier] + [now]})
+        write_json(self.path, {"attempts": [*self._prior, now]})
 
     def _loop(self) -> None:
         while not self._stop.wait(self.beat_s):
             self._beat()
 
-    def stop(self) -> None:
-        """Stop the heartbeat; the file stays (with this attempt's last beat) until :meth:`done`."""
+    def stop(self) -> float:
+        """Stop the heartbeat and return this attempt's seconds; the file stays (with its last beat) until
+        :meth:`done`."""
         self._stop.set()
         self._thread.join()
         self._beat()
+        return round(time.monotonic() - self.t0, 1)
 
     def done(self) -> None:
         """The step's record (with :attr:`earlier`) is written: the attempts file goes."""
@@ -1040,12 +1043,10 @@ def _walk(b: Bench, selected: list[str], t0: float, ran: dict[str, float]) -> bo
             return True
         clock = AttemptClock(out / "steps" / f"{name}.attempts.json")
         log(f"step {name}: starting" + (f" (earlier attempts: {sum(clock.earlier):.0f} s)" if clock.earlier else ""))
-        t = time.perf_counter()
         try:
             result = step.run()
         finally:
-            clock.stop()
-        secs = round(time.perf_counter() - t, 1)
+            secs = clock.stop()
         outputs = result.pop("outputs", step.outputs)
         earlier = clock.earlier  # killed attempts' seconds, for the step's whole cost
         write_json(out / "steps" / f"{name}.json", {"step": name, "key": step.key, "seconds": secs,
