@@ -1048,16 +1048,16 @@ def _walk(b: Bench, selected: list[str], t0: float, ran: dict[str, float]) -> bo
         finally:
             secs = clock.stop()
         outputs = result.pop("outputs", step.outputs)
-        earlier = clock.earlier  # killed attempts' seconds, for the step's whole cost
+        total = round(secs + sum(clock.earlier), 1)  # killed attempts' seconds too: the step's whole cost
         write_json(out / "steps" / f"{name}.json", {"step": name, "key": step.key, "seconds": secs,
-                                                    "earlier_attempts_seconds": earlier,
-                                                    "seconds_all_attempts": round(secs + sum(earlier), 1),
+                                                    "earlier_attempts_seconds": clock.earlier,
+                                                    "seconds_all_attempts": total,
                                                     "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                                                     "outputs": outputs, "result": result})
         clock.done()
         ran[name] = secs
-        log(f"step {name}: done in {secs:.1f} s" + (f" ({secs + sum(earlier):.1f} s over {len(earlier) + 1} attempts)"
-                                                     if earlier else ""))
+        log(f"step {name}: done in {secs:.1f} s"
+            + (f" ({total:.1f} s over {len(clock.earlier) + 1} attempts)" if clock.earlier else ""))
     return False
 
 
