@@ -3,7 +3,7 @@
 Three tokenizer layouts users bring:
 
 * ``wordpiece``: a WordPiece tokenizer in the ``klue/roberta-base`` layout (``[CLS]=0 [PAD]=1 [SEP]=2 [UNK]=3
-  [MASK]=4``, BertTokenizerFast), trained here on kowiki lines;
+  [MASK]=4``, BertTokenizerFast), its vocabulary counted here from kowiki lines;
 * ``xlmr``: an XLM-R-style spm Unigram (``<s> <pad> </s> <unk>``, spm pieces at spm id + 1, ``<mask>`` last);
 * ``own``: our own export (``koroberta convert`` of a tiny fairseq checkpoint), made by the test that needs it.
 
@@ -19,16 +19,43 @@ from typing import Any
 WP_SPECIALS = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"]
 
 
-def wordpiece_tokenizer(lines: list[str], out: Path, vocab_size: int = 1500) -> Path:
+def wordpiece_tokenizer(lines: list[str], out: Path, pieces: int = 400) -> Path:
     """A klue-layout WordPiece tokenizer saved with ``save_pretrained`` into ``out`` (tokenizer.json, vocab.txt,
-    tokenizer_config.json ...)."""
-    import transformers as tf
-    from tokenizers import BertWordPieceTokenizer
+    tokenizer_config.json ...): the specials, every character of ``lines`` (word-initial and ``##`` continuation),
+    then the ``pieces`` most frequent whole words and 2-3 character continuations, ties broken by the piece.
 
-    bw = BertWordPieceTokenizer(lowercase=False, strip_accents=False, clean_text=True, handle_chinese_chars=True)
-    bw.train_from_iterator([l for l in lines if l.strip()], vocab_size=vocab_size, min_frequency=1,
-                           special_tokens=WP_SPECIALS, wordpieces_prefix="##", show_progress=False)
-    tok = tf.BertTokenizerFast(tokenizer_object=bw._tokenizer, cls_token="[CLS]", pad_token="[PAD]",
+    The vocabulary is counted here rather than by ``tokenizers``' WordPiece trainer: that trainer's result depends on
+    hash order, so the same lines gave 1,753 to 1,760 tokens from run to run, and a test that needed rows past a
+    multiple of 8 failed in CI."""
+    from collections import Counter
+
+    import transformers as tf
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
+                                      lowercase=False)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for line in lines:
+        words.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(line)))
+    initial = {w[0] for w in words}
+    inner = {c for w in words for c in w[1:]}
+    vocab = WP_SPECIALS + sorted(initial) + sorted("##" + c for c in inner)
+    counts: Counter[str] = Counter()
+    for w, n in words.items():
+        if len(w) > 1:
+            counts[w] += n
+        for i in range(1, len(w)):
+            for j in (i + 2, i + 3):
+                if j <= len(w):
+                    counts["##" + w[i:j]] += n
+    vocab += [p for p, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:pieces]]
+    tk = Tokenizer(models.WordPiece({p: i for i, p in enumerate(vocab)}, unk_token="[UNK]",
+                                    continuing_subword_prefix="##", max_input_chars_per_word=100))
+    tk.normalizer, tk.pre_tokenizer, tk.decoder = norm, pre, decoders.WordPiece(prefix="##")
+    tk.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                                      special_tokens=[("[CLS]", 0), ("[SEP]", 2)])
+    tok = tf.BertTokenizerFast(tokenizer_object=tk, cls_token="[CLS]", pad_token="[PAD]",
                                sep_token="[SEP]", unk_token="[UNK]", mask_token="[MASK]", bos_token="[CLS]",
                                eos_token="[SEP]", do_lower_case=False, model_max_length=512)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +90,8 @@ def random_model(kind: str, vocab_size: int, *, seed: int = 0, layers: int = 2, 
                  ffn: int = 64, max_positions: int = 66, prenorm: bool = False, pad_to: int = 0,
                  std: float = 0.02) -> Any:
     """A masked-LM model of ``kind`` (``roberta`` | ``xlm-roberta``; ``prenorm``: RobertaPreLayerNorm) whose every
-    parameter is N(0, ``std``) with ``seed``. ``pad_to`` > 0 rounds the embedding rows up (rows beyond the tokenizer).
+    parameter is N(0, ``std``) with ``seed``. ``pad_to`` > 0 adds at least one row, then rounds up to a multiple of
+    ``pad_to``: embedding rows the tokenizer never emits.
 
     At std 0.02 the LayerNorm weights scale every normalised vector by ~0.02, so attention scores are ~1e-5 and
     attention is uniform: swapping the query and key projections moves the logits by ~1e-8 (measured), below any
@@ -71,7 +99,7 @@ def random_model(kind: str, vocab_size: int, *, seed: int = 0, layers: int = 2, 
     import torch
     import transformers as tf
 
-    rows = vocab_size if not pad_to else -(-vocab_size // pad_to) * pad_to
+    rows = vocab_size if not pad_to else -(-(vocab_size + 1) // pad_to) * pad_to
     kw = dict(vocab_size=rows, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
               intermediate_size=ffn, max_position_embeddings=max_positions, type_vocab_size=1, layer_norm_eps=1e-5,
               pad_token_id=1, bos_token_id=0, eos_token_id=2, hidden_act="gelu")
