@@ -86,12 +86,17 @@ def xlmr_tokenizer(lines: list[str], out: Path, vocab_size: int = 1500) -> Path:
     return out
 
 
+def padded_rows(tokens: int, multiple: int = 8) -> int:
+    """Embedding rows for a tokenizer of ``tokens``: at least one more, rounded up to ``multiple``, so that the model
+    always has rows the tokenizer never emits (the padded case the import must keep), whatever ``tokens`` is."""
+    return -(-(tokens + 1) // multiple) * multiple
+
+
 def random_model(kind: str, vocab_size: int, *, seed: int = 0, layers: int = 2, hidden: int = 32, heads: int = 2,
                  ffn: int = 64, max_positions: int = 66, prenorm: bool = False, pad_to: int = 0,
                  std: float = 0.02) -> Any:
     """A masked-LM model of ``kind`` (``roberta`` | ``xlm-roberta``; ``prenorm``: RobertaPreLayerNorm) whose every
-    parameter is N(0, ``std``) with ``seed``. ``pad_to`` > 0 adds at least one row, then rounds up to a multiple of
-    ``pad_to``: embedding rows the tokenizer never emits.
+    parameter is N(0, ``std``) with ``seed``. ``pad_to`` > 0: :func:`padded_rows` embedding rows.
 
     At std 0.02 the LayerNorm weights scale every normalised vector by ~0.02, so attention scores are ~1e-5 and
     attention is uniform: swapping the query and key projections moves the logits by ~1e-8 (measured), below any
@@ -99,7 +104,7 @@ def random_model(kind: str, vocab_size: int, *, seed: int = 0, layers: int = 2, 
     import torch
     import transformers as tf
 
-    rows = vocab_size if not pad_to else -(-(vocab_size + 1) // pad_to) * pad_to
+    rows = padded_rows(vocab_size, pad_to) if pad_to else vocab_size
     kw = dict(vocab_size=rows, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
               intermediate_size=ffn, max_position_embeddings=max_positions, type_vocab_size=1, layer_norm_eps=1e-5,
               pad_token_id=1, bos_token_id=0, eos_token_id=2, hidden_act="gelu")

@@ -29,7 +29,7 @@ from koroberta.text import clean_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cli_errors import main_error  # noqa: E402
-from hf_models import wordpiece_tokenizer, xlmr_tokenizer  # noqa: E402
+from hf_models import padded_rows, wordpiece_tokenizer, xlmr_tokenizer  # noqa: E402
 
 pytest.importorskip("tokenizers")
 pytest.importorskip("transformers")
@@ -57,7 +57,7 @@ def vocabs(tmp_path_factory, kowiki_line_list) -> dict[str, Path]:
     for name, build in (("wordpiece", wordpiece_tokenizer), ("xlmr", xlmr_tokenizer)):
         hf = build(lines, root / f"{name}-hf")
         n = Tokenizer.from_file(str(hf / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
-        write_vocab(hf, root / name, rows=-(-n // 8) * 8)  # a padded embedding: filler rows past the tokenizer
+        write_vocab(hf, root / name, rows=padded_rows(n))  # a padded embedding: filler rows past the tokenizer
         out[name] = root / name
     return out
 
